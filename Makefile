@@ -1,0 +1,111 @@
+# imgbuild: build, test and run.
+#
+#   make            build ./imgbuild (strict warnings; WERROR=1 turns them into errors)
+#   make deps       install every build and run dependency from Debian 12 (idempotent)
+#   make run        deps, build, then `imgbuild all` on the default spec
+#   make check      deps, build, unit and integration tests, also under ASan/UBSan
+#   make check-unit unit tests alone
+#   make san        the sanitizer build in build-san/
+#   make lint       cppcheck and clang-format check
+#   make bench      the assembly benchmark (bench/assembly.sh)
+
+CC      ?= cc
+PKGS    := libarchive yaml-0.1 libcurl openssl libguestfs
+WERROR  ?= $(if $(CI),1,0)
+SAN     ?= 0
+BUILD   := $(if $(filter 1,$(SAN)),build-san,build)
+
+WARN := -Wall -Wextra -Wformat=2 -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+        -Wvla -Wpointer-arith -Wundef -Wwrite-strings -Wno-unused-parameter \
+        -Wimplicit-fallthrough -Wnull-dereference
+ifeq ($(WERROR),1)
+WARN += -Werror
+endif
+
+CFLAGS  ?= -O2 -g
+CFLAGS  += -std=gnu11 $(WARN) -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 -pthread \
+           -Ibuilder -MMD -MP
+ifeq ($(SAN),1)
+CFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+LDFLAGS += -fsanitize=address,undefined
+endif
+
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+CFLAGS  += $(PKG_CFLAGS)
+LDLIBS  += $(PKG_LIBS) -pthread
+
+VERSION := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
+CFLAGS  += -DIMGBUILD_VERSION='"$(VERSION)"'
+
+SRCS      := $(sort $(wildcard builder/*.c builder/*/*.c))
+MAIN_SRCS := builder/main.c $(wildcard builder/cmd/*.c)
+LIB_SRCS  := $(filter-out $(MAIN_SRCS),$(SRCS))
+LIB_OBJS  := $(LIB_SRCS:%.c=$(BUILD)/%.o)
+MAIN_OBJS := $(MAIN_SRCS:%.c=$(BUILD)/%.o)
+TEST_SRCS := $(sort $(wildcard tests/unit/check_*.c))
+TEST_BINS := $(TEST_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
+TEST_LIBS := $(shell pkg-config --libs check 2>/dev/null)
+
+ifeq ($(SAN),1)
+all: $(BUILD)/imgbuild
+else
+all: imgbuild
+endif
+
+imgbuild: $(BUILD)/imgbuild
+	ln -sf $(BUILD)/imgbuild $@
+
+$(BUILD)/imgbuild: $(MAIN_OBJS) $(BUILD)/libimgbuild.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/libimgbuild.a: $(LIB_OBJS)
+	rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/tests/%: tests/unit/%.c tests/unit/testutil.h $(BUILD)/libimgbuild.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Itests/unit $(LDFLAGS) -o $@ $< $(BUILD)/libimgbuild.a $(LDLIBS) $(TEST_LIBS)
+
+-include $(LIB_OBJS:.o=.d) $(MAIN_OBJS:.o=.d)
+
+deps:
+	./tests/install-deps.sh
+
+san:
+	$(MAKE) SAN=1 all
+
+check-unit: all $(TEST_BINS)
+	IMGBUILD=$(CURDIR)/$(BUILD)/imgbuild tests/run-unit.sh $(TEST_BINS)
+
+check-integration: all
+	IMGBUILD=$(CURDIR)/$(BUILD)/imgbuild tests/run-integration.sh
+
+# The full suite: deps, strict build, unit + integration, then both again under sanitizers
+# (the boot tests run once: the sanitizer build adds nothing a guest could see).
+check: deps
+	$(MAKE) WERROR=1 all
+	$(MAKE) WERROR=1 check-unit
+	$(MAKE) WERROR=1 SAN=1 check-unit
+	$(MAKE) WERROR=1 SAN=1 all
+	IMGBUILD_SAN=$(CURDIR)/build-san/imgbuild $(MAKE) WERROR=1 check-integration
+
+run: deps all
+	./imgbuild all
+
+lint:
+	cppcheck --quiet --error-exitcode=1 --enable=warning,portability --inline-suppr \
+	  --suppress=missingIncludeSystem -Ibuilder builder
+	clang-format --dry-run --Werror $(SRCS) $(wildcard builder/*/*.h)
+
+bench: all
+	bench/assembly.sh
+
+clean:
+	rm -rf build build-san imgbuild
+
+.PHONY: all deps san check check-unit check-integration run lint bench clean

@@ -1,0 +1,106 @@
+/* spec.h: the declarative spec: a project file (imgbuild.yaml) and one file per role.
+ *
+ * Loading is strict: unknown keys, wrong types, missing fields, duplicate or cyclic roles
+ * and paths escaping the project are errors naming file:line:column (IB_E_SPEC).
+ * All paths stored here are absolute, resolved against the project root.
+ */
+#pragma once
+
+#include <sys/types.h>
+
+#include "util/ctx.h"
+
+#define IB_SPEC_MAX_FILE (1u << 20) /* a spec file larger than 1 MiB is refused */
+
+enum ib_format {
+	IB_FMT_RAW = 1 << 0,
+	IB_FMT_QCOW2 = 1 << 1,
+};
+
+struct ib_pos {
+	const char *file; /* owned by the project (points into its file list) */
+	int line, col;    /* 1-based */
+};
+
+/* One entry of a role's `files:` list. */
+struct ib_file_spec {
+	char *source;      /* absolute path on the build host, inside the project */
+	char *dest;        /* absolute path in the image, normalised, never ".." */
+	mode_t mode;       /* permission bits; default 0644 for files, 0755 for directories */
+	int has_mode;
+	uid_t uid;         /* numeric owner; names root:root map to 0:0 */
+	gid_t gid;
+	char *owner;       /* as written, "user:group" ("root:root" by default) */
+	struct ib_pos pos;
+};
+
+/* One top-level key of a role's `cloud_init:` mapping, re-emitted as YAML text. */
+struct ib_kv {
+	char *key;
+	/* A block-style YAML mapping holding just this key, ending in a newline, ready to be
+	 * concatenated into a cloud.cfg.d file: "ssh_pwauth: false\n" or
+	 * "growpart:\n  mode: auto\n  devices:\n  - /\n". */
+	char *yaml;
+};
+
+struct ib_role {
+	char *name;        /* `name:` or the file's base name without .yaml */
+	char *path;        /* the spec file */
+	struct ib_pos pos; /* where the role is defined */
+	char *description;
+	char *extends; /* NULL for a root role */
+	struct ib_pos extends_pos;
+	struct strv packages;
+	struct ib_file_spec *files;
+	size_t n_files;
+	struct strv units;     /* `units: enable: [...]`: systemd units to enable */
+	struct strv firstboot; /* absolute paths of first-boot scripts, in order */
+	struct ib_kv *cloud_init;
+	size_t n_cloud_init;
+	uint64_t disk_size; /* bytes; 0 when not set */
+	int abstract;       /* `abstract: true`: only a base for others, `all` skips it */
+};
+
+struct ib_project {
+	char *root; /* absolute directory holding imgbuild.yaml */
+	char *path; /* absolute path of imgbuild.yaml */
+	char *name;
+	char *suite;   /* debian.suite, e.g. bookworm */
+	char *mirror;  /* debian.mirror URL */
+	char *arch;    /* debian.architecture, e.g. amd64 */
+	char *variant; /* mmdebstrap variant, default minbase */
+	char *output_dir; /* absolute */
+	uint64_t disk_size; /* default disk size in bytes */
+	unsigned formats;   /* enum ib_format bits */
+	struct ib_role *roles; /* sorted by name */
+	size_t n_roles;
+	struct strv files; /* every spec file read, for error positions; owned */
+};
+
+/* Load path (a directory holding imgbuild.yaml, or the file itself) and every role file
+ * under <root>/images/. Checks extends targets and cycles. */
+int ib_project_load(struct ib_ctx *ctx, const char *path, struct ib_project **ret_project);
+void ib_project_free(struct ib_project *p);
+const struct ib_role *ib_project_find_role(const struct ib_project *p, const char *name);
+
+/* A role with its `extends:` chain flattened, root first. */
+struct ib_resolved {
+	const struct ib_role *role;
+	const struct ib_role **chain; /* chain[0] is the root ancestor, chain[n_chain-1] the role */
+	size_t n_chain;
+	struct strv packages; /* union, sorted, unique */
+	struct ib_file_spec **files; /* ancestors first; a later entry for one dest replaces it */
+	size_t n_files;
+	struct strv units;     /* union, sorted, unique */
+	struct strv firstboot; /* ancestors' scripts first, duplicates dropped */
+	struct ib_kv **cloud_init; /* merged by top-level key, descendant wins; sorted by key */
+	size_t n_cloud_init;
+	uint64_t disk_size; /* nearest one set in the chain, else the project's */
+};
+
+int ib_role_resolve(struct ib_ctx *ctx, const struct ib_project *p, const char *name,
+		    struct ib_resolved **ret);
+void ib_resolved_free(struct ib_resolved *r);
+
+/* Parse "4G", "512M", "2GiB", "1073741824" into bytes. Returns 0 or -1. */
+int ib_parse_size(const char *s, uint64_t *ret);

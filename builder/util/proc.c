@@ -1,0 +1,237 @@
+/* proc.c: spawn, capture and reap external tools; track them for interrupt handling. */
+#include "proc.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+extern char **environ;
+
+#define MAX_CHILDREN 64
+static volatile pid_t children[MAX_CHILDREN];
+static pthread_mutex_t children_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void track(pid_t pid, int add)
+{
+	pthread_mutex_lock(&children_lock);
+	for (int i = 0; i < MAX_CHILDREN; i++) {
+		if (add && children[i] == 0) {
+			children[i] = pid;
+			break;
+		}
+		if (!add && children[i] == pid) {
+			children[i] = 0;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&children_lock);
+}
+
+void ib_kill_children(void)
+{
+	for (int i = 0; i < MAX_CHILDREN; i++)
+		if (children[i] > 0)
+			kill(-children[i], SIGTERM);
+	for (int t = 0; t < 50; t++) {
+		int alive = 0;
+		for (int i = 0; i < MAX_CHILDREN; i++)
+			if (children[i] > 0 && kill(-children[i], 0) == 0)
+				alive = 1;
+		if (!alive)
+			return;
+		struct timespec ts = {0, 100 * 1000 * 1000};
+		nanosleep(&ts, NULL);
+	}
+	for (int i = 0; i < MAX_CHILDREN; i++)
+		if (children[i] > 0)
+			kill(-children[i], SIGKILL);
+}
+
+int ib_have_program(const char *argv0)
+{
+	if (strchr(argv0, '/'))
+		return access(argv0, X_OK) == 0;
+	const char *path = getenv("PATH");
+	if (!path)
+		path = "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin";
+	_cleanup_free_ char *copy = xstrdup(path);
+	char *save = NULL;
+	for (char *d = strtok_r(copy, ":", &save); d; d = strtok_r(NULL, ":", &save)) {
+		_cleanup_free_ char *p = xasprintf("%s/%s", d, argv0);
+		if (access(p, X_OK) == 0)
+			return 1;
+	}
+	return 0;
+}
+
+/* Keep only the last few lines of stderr for the error message. */
+static void tail_lines(struct strbuf *sb, char *out, size_t outsz, int lines)
+{
+	const char *s = sb_str(sb);
+	size_t n = sb->len;
+	while (n > 0 && (s[n - 1] == '\n' || s[n - 1] == ' '))
+		n--;
+	size_t start = n;
+	int seen = 0;
+	while (start > 0) {
+		if (s[start - 1] == '\n' && ++seen == lines)
+			break;
+		start--;
+	}
+	snprintf(out, outsz, "%.*s", (int)(n - start), s + start);
+	for (char *p = out; *p; p++)
+		if (*p == '\n')
+			*p = ';';
+}
+
+static void log_lines(struct ib_ctx *ctx, const char *tool, struct strbuf *pending, int flush)
+{
+	for (;;) {
+		char *nl = memchr(pending->buf ? pending->buf : "", '\n', pending->len);
+		if (!nl) {
+			if (flush && pending->len > 0) {
+				ib_log(ctx, IB_LOG_DEBUG, "%s: %s", tool, pending->buf);
+				sb_reset(pending);
+			}
+			return;
+		}
+		*nl = '\0';
+		ib_log(ctx, IB_LOG_DEBUG, "%s: %s", tool, pending->buf);
+		size_t rest = pending->len - (size_t)(nl + 1 - pending->buf);
+		memmove(pending->buf, nl + 1, rest);
+		pending->len = rest;
+		pending->buf[rest] = '\0';
+	}
+}
+
+int ib_run(struct ib_ctx *ctx, const char *const argv[], const char *const env[], unsigned flags,
+	   char **ret_out)
+{
+	int outp[2] = {-1, -1}, errp[2] = {-1, -1};
+	const char *tool = strrchr(argv[0], '/') ? strrchr(argv[0], '/') + 1 : argv[0];
+
+	if (pipe2(outp, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0)
+		return ib_error_errno(ctx, IB_E_IO, errno, "cannot create pipe for %s", tool);
+
+	struct strv envv = {0};
+	for (char **e = environ; *e; e++)
+		strv_push(&envv, *e);
+	for (size_t i = 0; env && env[i]; i++)
+		strv_push(&envv, env[i]);
+
+	posix_spawn_file_actions_t fa;
+	posix_spawnattr_t at;
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_adddup2(&fa, outp[1], 1);
+	posix_spawn_file_actions_adddup2(&fa, errp[1], 2);
+	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+	posix_spawnattr_init(&at);
+	sigset_t none;
+	sigemptyset(&none);
+	posix_spawnattr_setsigmask(&at, &none);
+	sigset_t def;
+	sigemptyset(&def);
+	sigaddset(&def, SIGINT);
+	sigaddset(&def, SIGTERM);
+	sigaddset(&def, SIGPIPE);
+	posix_spawnattr_setsigdefault(&at, &def);
+	posix_spawnattr_setpgroup(&at, 0);
+	posix_spawnattr_setflags(&at, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK |
+					       POSIX_SPAWN_SETSIGDEF);
+
+	pid_t pid;
+	pthread_mutex_lock(&children_lock);
+	int r = posix_spawnp(&pid, argv[0], &fa, &at, (char *const *)argv, envv.v);
+	pthread_mutex_unlock(&children_lock);
+	posix_spawn_file_actions_destroy(&fa);
+	posix_spawnattr_destroy(&at);
+	strv_release(&envv);
+	close(outp[1]);
+	close(errp[1]);
+	if (r != 0) {
+		close(outp[0]);
+		close(errp[0]);
+		return ib_error_errno(ctx, IB_E_TOOL, r, "cannot run '%s'", argv[0]);
+	}
+	track(pid, 1);
+
+	struct strbuf out = STRBUF_INIT, err = STRBUF_INIT, pend_out = STRBUF_INIT,
+		      pend_err = STRBUF_INIT;
+	out.max = 64u << 20;
+	struct pollfd pfd[2] = {{outp[0], POLLIN, 0}, {errp[0], POLLIN, 0}};
+	int open_fds = 2;
+	char buf[65536];
+	while (open_fds > 0) {
+		if (poll(pfd, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			break;
+		}
+		for (int i = 0; i < 2; i++) {
+			if (pfd[i].fd < 0 || !(pfd[i].revents & (POLLIN | POLLHUP | POLLERR)))
+				continue;
+			ssize_t n = read(pfd[i].fd, buf, sizeof(buf));
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n <= 0) {
+				close(pfd[i].fd);
+				pfd[i].fd = -1;
+				open_fds--;
+				continue;
+			}
+			if (i == 0) {
+				if (flags & IB_RUN_CAPTURE_STDOUT) {
+					if (out.len + (size_t)n > out.max)
+						continue; /* drop the excess; the caller checks the size it needs */
+					sb_add(&out, buf, (size_t)n);
+				}
+				if (flags & IB_RUN_STDOUT_TO_LOG) {
+					sb_add(&pend_out, buf, (size_t)n);
+					log_lines(ctx, tool, &pend_out, 0);
+				}
+			} else {
+				/* Keep the last 64 KiB of stderr for the message. */
+				if (err.len > 65536) {
+					memmove(err.buf, err.buf + err.len - 32768, 32768);
+					err.len = 32768;
+					err.buf[err.len] = '\0';
+				}
+				sb_add(&err, buf, (size_t)n);
+				sb_add(&pend_err, buf, (size_t)n);
+				log_lines(ctx, tool, &pend_err, 0);
+			}
+		}
+	}
+	log_lines(ctx, tool, &pend_out, 1);
+	log_lines(ctx, tool, &pend_err, 1);
+	sb_release(&pend_out);
+	sb_release(&pend_err);
+
+	int status = 0;
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	track(pid, 0);
+
+	int rc = 0;
+	if (ib_interrupted) {
+		rc = ib_error(ctx, IB_E_INTERRUPTED, "interrupted while running %s", tool);
+	} else if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+		char last[1024];
+		tail_lines(&err, last, sizeof(last), 3);
+		if (WIFSIGNALED(status))
+			rc = ib_error(ctx, IB_E_TOOL, "%s killed by signal %d%s%s", tool, WTERMSIG(status),
+				      *last ? ": " : "", last);
+		else
+			rc = ib_error(ctx, IB_E_TOOL, "%s failed with exit status %d%s%s", tool,
+				      WEXITSTATUS(status), *last ? ": " : "", last);
+	}
+	sb_release(&err);
+	if (rc == 0 && ret_out)
+		*ret_out = sb_take(&out);
+	sb_release(&out);
+	return rc;
+}
