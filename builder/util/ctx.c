@@ -2,6 +2,7 @@
 #include "ctx.h"
 
 #include <errno.h>
+#include <time.h>
 
 volatile int ib_interrupted;
 
@@ -44,6 +45,7 @@ void ib_ctx_init_child(struct ib_ctx *child, const struct ib_ctx *parent, const 
 	ib_ctx_init(child);
 	child->log = parent->log;
 	child->progress = parent->progress;
+	child->stage = parent->stage;
 	child->cb_data = parent->cb_data;
 	child->verbosity = parent->verbosity;
 	child->label = label;
@@ -118,4 +120,17 @@ void ib_progress(struct ib_ctx *ctx, const char *stage, uint64_t done, uint64_t 
 {
 	if (ctx->progress)
 		ctx->progress(ctx, stage, done, total, ctx->cb_data);
+}
+
+void ib_stage(struct ib_ctx *ctx, const char *stage, int end, double seconds)
+{
+	if (ctx->stage)
+		ctx->stage(ctx, stage, end, seconds, ctx->cb_data);
+}
+
+double ib_now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }

@@ -35,12 +35,17 @@ typedef void (*ib_log_fn)(struct ib_ctx *ctx, enum ib_log_level lvl, const char 
 typedef void (*ib_progress_fn)(struct ib_ctx *ctx, const char *stage, uint64_t done, uint64_t total,
 			       void *data);
 
+/* A pipeline stage starts (end 0) or ends (end 1, after seconds). */
+typedef void (*ib_stage_fn)(struct ib_ctx *ctx, const char *stage, int end, double seconds,
+			    void *data);
+
 struct ib_ctx {
 	char err[2048];
 	ib_code err_code;
 	const char *label; /* prefixed to log lines, e.g. the role name; not owned */
 	ib_log_fn log;
 	ib_progress_fn progress;
+	ib_stage_fn stage;
 	void *cb_data;
 	int verbosity; /* 0 quiet, 1 normal, 2 verbose */
 };
@@ -60,6 +65,9 @@ void ib_error_propagate(struct ib_ctx *parent, const struct ib_ctx *child);
 
 void ib_log(struct ib_ctx *ctx, enum ib_log_level lvl, const char *fmt, ...) _printf_(3, 4);
 void ib_progress(struct ib_ctx *ctx, const char *stage, uint64_t done, uint64_t total);
+void ib_stage(struct ib_ctx *ctx, const char *stage, int end, double seconds);
+/* Monotonic seconds, for stage timings. */
+double ib_now(void);
 
 /* Set once SIGINT or SIGTERM arrives; long loops poll it. */
 extern volatile int ib_interrupted;

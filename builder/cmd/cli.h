@@ -1,0 +1,72 @@
+/* cli.h: the command-line front: the command table, options and output helpers. */
+#pragma once
+
+#include <pthread.h>
+
+#include "spec/spec.h"
+#include "util/ctx.h"
+
+/* Options; each command lists the ones it accepts (bit mask), which also drives --help,
+ * the man page check and bash completion. */
+enum {
+	OPT_DIR = 1 << 0,     /* -C DIR */
+	OPT_OUT = 1 << 1,     /* -o DIR */
+	OPT_JOBS = 1 << 2,    /* -j N */
+	OPT_VERBOSE = 1 << 3, /* -v */
+	OPT_QUIET = 1 << 4,   /* -q */
+	OPT_JSON = 1 << 5,    /* --json */
+	OPT_FORCE = 1 << 6,   /* --force */
+	OPT_SSH_KEY = 1 << 7, /* --ssh-key FILE */
+	OPT_HOSTNAME = 1 << 8, /* --hostname NAME */
+	OPT_HELP = 1 << 9,    /* -h, --help */
+};
+#define OPT_COMMON (OPT_DIR | OPT_VERBOSE | OPT_QUIET | OPT_HELP)
+#define OPT_BUILD (OPT_COMMON | OPT_OUT | OPT_JOBS | OPT_JSON | OPT_FORCE)
+
+struct cli {
+	const char *dir;  /* -C */
+	const char *out;  /* -o */
+	int jobs;         /* -j */
+	int verbosity;    /* 0 quiet, 1 normal, 2 -v, 3 -vv */
+	int json;
+	int force;
+	const char *ssh_key;
+	const char *hostname;
+	int tty; /* stderr is a terminal: draw progress bars */
+	struct ib_ctx ctx;
+	pthread_mutex_t out_lock;
+	int bar_active; /* a progress line is on screen and needs clearing */
+};
+
+struct command {
+	const char *name;
+	int (*fn)(struct cli *cli, int argc, char **argv);
+	const char *args;
+	const char *summary;
+	unsigned opts;
+};
+
+struct option_doc {
+	unsigned bit;
+	const char *flags; /* as shown in help: "-j, --jobs N" */
+	const char *help;
+};
+
+extern const struct command commands[];
+extern const struct option_doc option_docs[];
+
+int cmd_all(struct cli *cli, int argc, char **argv);
+int cmd_build(struct cli *cli, int argc, char **argv);
+int cmd_list(struct cli *cli, int argc, char **argv);
+int cmd_validate(struct cli *cli, int argc, char **argv);
+int cmd_seed(struct cli *cli, int argc, char **argv);
+int cmd_help(struct cli *cli, int argc, char **argv);
+
+/* Load the project from -C (or the current directory). */
+int cli_load_project(struct cli *cli, struct ib_project **ret);
+/* Build these roles and print the summary. */
+int cli_build(struct cli *cli, struct ib_project *p, const char *const *roles, size_t n);
+void cli_usage(FILE *f, const struct command *c);
+/* Print a message line to stderr, clearing any progress bar first. */
+void cli_message(struct cli *cli, const char *fmt, ...) _printf_(2, 3);
+void cli_install_callbacks(struct cli *cli);

@@ -1,0 +1,250 @@
+/* main.c: option parsing, the command table, signal handling and dispatch. */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+
+#include "cmd/cli.h"
+#include "util/proc.h"
+#include "util/tmpreg.h"
+
+const struct command commands[] = {
+	{"all", cmd_all, "", "build every role that is not abstract", OPT_BUILD},
+	{"build", cmd_build, "ROLE...", "build the named roles", OPT_BUILD},
+	{"list", cmd_list, "", "list the roles of the project", OPT_COMMON | OPT_JSON},
+	{"validate", cmd_validate, "", "check the spec without building anything", OPT_COMMON},
+	{"seed", cmd_seed, "ROLE", "write a NoCloud seed image for booting ROLE locally",
+	 OPT_COMMON | OPT_OUT | OPT_SSH_KEY | OPT_HOSTNAME},
+	{"help", cmd_help, "[COMMAND]", "show help for imgbuild or one command", OPT_HELP},
+	{NULL, NULL, NULL, NULL, 0},
+};
+
+const struct option_doc option_docs[] = {
+	{OPT_DIR, "-C DIR", "run as if started in DIR (where imgbuild.yaml is)"},
+	{OPT_OUT, "-o, --output DIR", "write outputs to DIR instead of the spec's output.dir"},
+	{OPT_JOBS, "-j, --jobs N", "build N roles at once (default 1)"},
+	{OPT_VERBOSE, "-v, --verbose", "say more; twice shows the output of the tools run"},
+	{OPT_QUIET, "-q, --quiet", "print errors only"},
+	{OPT_JSON, "--json", "print machine-readable JSON lines on stdout"},
+	{OPT_FORCE, "--force", "rebuild even when the inputs did not change"},
+	{OPT_SSH_KEY, "--ssh-key FILE", "authorize this SSH public key in the seed"},
+	{OPT_HOSTNAME, "--hostname NAME", "host name in the seed (default: the role)"},
+	{OPT_HELP, "-h, --help", "show this help"},
+	{0, NULL, NULL},
+};
+
+enum { LONG_JSON = 256, LONG_FORCE, LONG_SSH_KEY, LONG_HOSTNAME, LONG_VERSION, LONG_LIST_CMDS,
+       LONG_LIST_OPTS };
+
+static const struct option long_opts[] = {
+	{"output", required_argument, NULL, 'o'},
+	{"jobs", required_argument, NULL, 'j'},
+	{"verbose", no_argument, NULL, 'v'},
+	{"quiet", no_argument, NULL, 'q'},
+	{"json", no_argument, NULL, LONG_JSON},
+	{"force", no_argument, NULL, LONG_FORCE},
+	{"ssh-key", required_argument, NULL, LONG_SSH_KEY},
+	{"hostname", required_argument, NULL, LONG_HOSTNAME},
+	{"help", no_argument, NULL, 'h'},
+	{"version", no_argument, NULL, LONG_VERSION},
+	/* For the bash completion, so that it never falls out of step with this table. */
+	{"list-commands", no_argument, NULL, LONG_LIST_CMDS},
+	{"list-options", required_argument, NULL, LONG_LIST_OPTS},
+	{NULL, 0, NULL, 0},
+};
+
+static void usage_all(FILE *f)
+{
+	fprintf(f, "usage: imgbuild [options] COMMAND [args]\n\n"
+		   "Build bootable disk images (raw, qcow2) from a declarative YAML spec.\n\n"
+		   "commands:\n");
+	for (const struct command *c = commands; c->name; c++)
+		fprintf(f, "  %-10s %s\n", c->name, c->summary);
+	fprintf(f, "\noptions (see 'imgbuild help COMMAND' for which apply):\n");
+	for (const struct option_doc *o = option_docs; o->flags; o++)
+		fprintf(f, "  %-18s %s\n", o->flags, o->help);
+	fprintf(f, "  %-18s %s\n", "--version", "print the version");
+	fprintf(f, "\nexit status: 0 ok, 1 build failure, 2 bad usage or bad spec\n");
+}
+
+void cli_usage(FILE *f, const struct command *c)
+{
+	fprintf(f, "usage: imgbuild %s [options]%s%s\n\n%s\n\noptions:\n", c->name, *c->args ? " " : "",
+		c->args, c->summary);
+	for (const struct option_doc *o = option_docs; o->flags; o++)
+		if (c->opts & o->bit)
+			fprintf(f, "  %-18s %s\n", o->flags, o->help);
+}
+
+static const struct command *find_command(const char *name)
+{
+	for (const struct command *c = commands; c->name; c++)
+		if (streq(c->name, name))
+			return c;
+	return NULL;
+}
+
+int cmd_help(struct cli *cli, int argc, char **argv)
+{
+	if (argc < 2) {
+		usage_all(stdout);
+		return 0;
+	}
+	const struct command *c = find_command(argv[1]);
+	if (!c)
+		return ib_error(&cli->ctx, IB_E_USAGE, "unknown command '%s' (see 'imgbuild --help')", argv[1]);
+	cli_usage(stdout, c);
+	return 0;
+}
+
+static void list_options(const char *name)
+{
+	const struct command *c = find_command(name);
+	if (!c)
+		return;
+	for (const struct option_doc *o = option_docs; o->flags; o++) {
+		if (!(c->opts & o->bit))
+			continue;
+		/* Print the long form (or the short one when there is none). */
+		const char *l = strstr(o->flags, "--");
+		const char *s = l ? l : o->flags;
+		int n = (int)strcspn(s, " ,");
+		printf("%.*s\n", n, s);
+	}
+}
+
+/* SIGINT/SIGTERM arrive here, on a thread of their own, never in a handler. */
+static void *signal_thread(void *arg)
+{
+	sigset_t *set = arg;
+	int sig, count = 0;
+	for (;;) {
+		if (sigwait(set, &sig) != 0)
+			continue;
+		count++;
+		ib_interrupted = 1;
+		ib_kill_children();
+		if (count == 1) {
+			/* Give the pipeline a moment to unwind and remove its own work files. */
+			for (int i = 0; i < 100; i++) {
+				struct timespec ts = {0, 100 * 1000 * 1000};
+				nanosleep(&ts, NULL);
+			}
+		}
+		ib_commit_lock();
+		ib_tmp_cleanup_all();
+		fprintf(stderr, "\nimgbuild: error: interrupted by signal %d\n", sig);
+		_exit(1);
+	}
+	return NULL;
+}
+
+static int parse_jobs(struct cli *cli, const char *s)
+{
+	char *end;
+	errno = 0;
+	long v = strtol(s, &end, 10);
+	if (errno || *end || v < 1 || v > 64)
+		return ib_error(&cli->ctx, IB_E_USAGE, "bad value '%s' for -j: expected a number from 1 to 64",
+				s);
+	cli->jobs = (int)v;
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	struct cli cli = {.jobs = 1, .verbosity = 1};
+	unsigned used = 0;
+	int r = 0, help = 0;
+
+	ib_ctx_init(&cli.ctx);
+	pthread_mutex_init(&cli.out_lock, NULL);
+	setvbuf(stdout, NULL, _IOLBF, 0);
+
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	pthread_t st;
+	pthread_create(&st, NULL, signal_thread, &set);
+
+	int c;
+	/* "+" would stop at the command; options are accepted before and after it. */
+	while (r == 0 && (c = getopt_long(argc, argv, "C:o:j:vqh", long_opts, NULL)) != -1) {
+		switch (c) {
+		case 'C': cli.dir = optarg; used |= OPT_DIR; break;
+		case 'o': cli.out = optarg; used |= OPT_OUT; break;
+		case 'j': r = parse_jobs(&cli, optarg); used |= OPT_JOBS; break;
+		case 'v': cli.verbosity++; used |= OPT_VERBOSE; break;
+		case 'q': cli.verbosity = 0; used |= OPT_QUIET; break;
+		case 'h': help = 1; used |= OPT_HELP; break;
+		case LONG_JSON: cli.json = 1; used |= OPT_JSON; break;
+		case LONG_FORCE: cli.force = 1; used |= OPT_FORCE; break;
+		case LONG_SSH_KEY: cli.ssh_key = optarg; used |= OPT_SSH_KEY; break;
+		case LONG_HOSTNAME: cli.hostname = optarg; used |= OPT_HOSTNAME; break;
+		case LONG_VERSION: printf("imgbuild %s\n", IMGBUILD_VERSION); return 0;
+		case LONG_LIST_CMDS:
+			for (const struct command *k = commands; k->name; k++)
+				printf("%s\n", k->name);
+			return 0;
+		case LONG_LIST_OPTS: list_options(optarg); return 0;
+		default:
+			r = ib_error(&cli.ctx, IB_E_USAGE, "bad option (see 'imgbuild --help')");
+		}
+	}
+	if (r < 0)
+		goto done;
+
+	if (optind >= argc) {
+		if (help) {
+			usage_all(stdout);
+			return 0;
+		}
+		usage_all(stderr);
+		r = ib_error(&cli.ctx, IB_E_USAGE, "no command given");
+		goto done;
+	}
+	const struct command *cmd = find_command(argv[optind]);
+	if (!cmd) {
+		r = ib_error(&cli.ctx, IB_E_USAGE, "unknown command '%s' (see 'imgbuild --help')",
+			     argv[optind]);
+		goto done;
+	}
+	if (help) {
+		cli_usage(stdout, cmd);
+		return 0;
+	}
+	unsigned bad = used & ~(cmd->opts | OPT_COMMON);
+	if (bad) {
+		for (const struct option_doc *o = option_docs; o->flags; o++)
+			if (bad & o->bit) {
+				r = ib_error(&cli.ctx, IB_E_USAGE, "option '%s' does not apply to '%s'",
+					     o->flags, cmd->name);
+				break;
+			}
+		goto done;
+	}
+	if (cli.dir && chdir(cli.dir) < 0) {
+		r = ib_error_errno(&cli.ctx, IB_E_USAGE, errno, "cannot change to directory '%s'", cli.dir);
+		goto done;
+	}
+	cli.ctx.verbosity = cli.verbosity;
+	cli_install_callbacks(&cli);
+	r = cmd->fn(&cli, argc - optind, argv + optind);
+
+done:
+	if (r < 0) {
+		if (ib_interrupted) {
+			/* The signal thread reports and exits once the work is cleaned up. */
+			ib_tmp_cleanup_all();
+			fprintf(stderr, "imgbuild: error: interrupted\n");
+			return 1;
+		}
+		pthread_mutex_lock(&cli.out_lock);
+		if (cli.bar_active)
+			fputs("\r\033[K", stderr);
+		fprintf(stderr, "imgbuild: error: %s\n", cli.ctx.err[0] ? cli.ctx.err : ib_strerror(-r));
+		pthread_mutex_unlock(&cli.out_lock);
+	}
+	return ib_exit_status(r);
+}

@@ -1,0 +1,406 @@
+/* build.c: run the pipeline for each role, several roles at once, and commit outputs. */
+#include "build.h"
+
+#include <errno.h>
+#include <stdatomic.h>
+#include <sys/stat.h>
+
+#include "disk/disk.h"
+#include "layer/layer.h"
+#include "manifest.h"
+#include "rootfs/rootfs.h"
+#include "util/fs.h"
+#include "util/hash.h"
+#include "util/strbuf.h"
+#include "util/tmpreg.h"
+
+static const char *const stage_names[IB_STAGE__MAX] = {
+	[IB_STAGE_ROOTFS] = "rootfs", [IB_STAGE_LAYER] = "layer", [IB_STAGE_DISK] = "disk",
+	[IB_STAGE_QCOW2] = "qcow2",   [IB_STAGE_MANIFEST] = "manifest",
+};
+
+const char *ib_stage_name(enum ib_stage s)
+{
+	return (unsigned)s < IB_STAGE__MAX ? stage_names[s] : "?";
+}
+
+/* One role's job: its paths and what it produced. */
+struct job {
+	const struct ib_build_opts *opts;
+	struct ib_ctx ctx;
+	struct ib_role_result *res;
+	struct ib_resolved *role;
+	char rootfs_key[65];
+	char *work; /* <out>/.imgbuild-work/<role>.<pid> */
+	char *tree;
+	char *raw, *qcow2, *manifest; /* in the work dir */
+	struct ib_disk_layout layout;
+	struct ib_package *pkgs;
+	size_t n_pkgs;
+	double stage_t0;
+};
+
+static void stage_begin(struct job *j, enum ib_stage s)
+{
+	j->stage_t0 = ib_now();
+	ib_stage(&j->ctx, stage_names[s], 0, 0);
+}
+
+static void stage_end(struct job *j, enum ib_stage s)
+{
+	double d = ib_now() - j->stage_t0;
+	j->res->seconds[s] = d;
+	ib_stage(&j->ctx, stage_names[s], 1, d);
+}
+
+static char *out_path(const struct job *j, const char *suffix)
+{
+	return xasprintf("%s/%s%s", j->opts->out_dir, j->role->role->name, suffix);
+}
+
+/* The stamp records the input digest and the size and mtime of each output, so a no-op
+ * run needs only stat() calls, not hashing gigabytes. */
+static char *stamp_text(const struct job *j, const char *digest)
+{
+	struct strbuf sb = STRBUF_INIT;
+	static const char *const suffixes[] = {".raw", ".qcow2", ".manifest.json"};
+	sb_addf(&sb, "imgbuild-stamp-1\n%s\n", digest);
+	for (size_t i = 0; i < ARRAY_SIZE(suffixes); i++) {
+		_cleanup_free_ char *p = out_path(j, suffixes[i]);
+		struct stat st;
+		if (stat(p, &st) < 0)
+			continue;
+		sb_addf(&sb, "%s %lld %lld.%09ld\n", suffixes[i], (long long)st.st_size,
+			(long long)st.st_mtim.tv_sec, st.st_mtim.tv_nsec);
+	}
+	return sb_take(&sb);
+}
+
+static int wanted(const struct job *j, unsigned fmt) { return (j->opts->project->formats & fmt) != 0; }
+
+static int up_to_date(struct job *j)
+{
+	struct ib_ctx quiet;
+	ib_ctx_init(&quiet);
+	_cleanup_free_ char *stamp = out_path(j, ".stamp");
+	_cleanup_free_ char *old = NULL;
+	if (ib_read_file(&quiet, stamp, 1 << 16, &old, NULL) < 0)
+		return 0;
+	_cleanup_free_ char *raw = out_path(j, ".raw"), *q = out_path(j, ".qcow2"),
+			     *m = out_path(j, ".manifest.json");
+	if (!ib_exists(m) || ib_exists(raw) != wanted(j, IB_FMT_RAW) ||
+	    ib_exists(q) != wanted(j, IB_FMT_QCOW2))
+		return 0;
+	_cleanup_free_ char *now = stamp_text(j, j->res->digest);
+	return streq(old, now);
+}
+
+static int do_rootfs(struct job *j)
+{
+	struct ib_rootfs_opts ro = {
+		.project = j->opts->project,
+		.role = j->role,
+		.cache_dir = j->opts->cache_dir,
+		.epoch = j->opts->epoch,
+	};
+	_cleanup_free_ char *tar = NULL;
+	int r = ib_rootfs_get(&j->ctx, &ro, &tar, &j->res->rootfs_reused);
+	if (r < 0)
+		return r;
+	r = ib_mkdir_p(&j->ctx, j->tree, 0755);
+	if (r < 0)
+		return r;
+	return ib_tree_extract(&j->ctx, tar, j->tree, 0);
+}
+
+static int do_layer(struct job *j)
+{
+	_cleanup_free_ char *tar = ib_path_join(j->work, "layer.tar");
+	struct ib_layer_opts lo = {
+		.project = j->opts->project,
+		.role = j->role,
+		.rootfs_tree = j->tree,
+		.mtime = j->opts->epoch,
+	};
+	int r = ib_layer_build(&j->ctx, &lo, tar);
+	if (r < 0)
+		return r;
+	r = ib_tree_extract(&j->ctx, tar, j->tree, IB_EXTRACT_CONFINE);
+	if (r < 0)
+		return r;
+	r = ib_tree_seal(&j->ctx, j->tree);
+	if (r < 0)
+		return r;
+	return ib_tree_packages(&j->ctx, j->tree, &j->pkgs, &j->n_pkgs);
+}
+
+static int do_disk(struct job *j)
+{
+	_cleanup_free_ char *seed = xasprintf("%s:%s", j->role->role->name, j->rootfs_key);
+	struct ib_disk_opts d = {
+		.tree = j->tree,
+		.out_raw = j->raw,
+		.workdir = j->work,
+		.size = j->role->disk_size,
+		.seed = seed,
+		.mtime = j->opts->epoch,
+	};
+	int r = ib_disk_assemble(&j->ctx, &d, &j->layout);
+	if (r < 0)
+		return r;
+	/* The staging tree is no longer needed: free the space before converting. */
+	return ib_rm_rf(&j->ctx, j->tree);
+}
+
+static int do_manifest(struct job *j)
+{
+	struct ib_manifest m = {
+		.project = j->opts->project,
+		.role = j->role,
+		.digest = j->res->digest,
+		.rootfs_key = j->rootfs_key,
+		.epoch = (long long)j->opts->epoch,
+		.layout = &j->layout,
+		.packages = j->pkgs,
+		.n_packages = j->n_pkgs,
+	};
+	_cleanup_free_ char *raw_name = xasprintf("%s.raw", j->role->role->name);
+	_cleanup_free_ char *q_name = xasprintf("%s.qcow2", j->role->role->name);
+	int r;
+	if (wanted(j, IB_FMT_RAW)) {
+		struct ib_manifest_output *o = &m.outputs[m.n_outputs++];
+		o->format = "raw";
+		o->file = raw_name;
+		o->size = ib_file_size(j->raw);
+		r = ib_sha256_file_hex(&j->ctx, j->raw, o->sha256);
+		if (r < 0)
+			return r;
+	}
+	if (wanted(j, IB_FMT_QCOW2)) {
+		struct ib_manifest_output *o = &m.outputs[m.n_outputs++];
+		o->format = "qcow2";
+		o->file = q_name;
+		o->size = ib_file_size(j->qcow2);
+		r = ib_sha256_file_hex(&j->ctx, j->qcow2, o->sha256);
+		if (r < 0)
+			return r;
+	}
+	_cleanup_free_ char *json = ib_manifest_render(&m);
+	return ib_write_file_atomic(&j->ctx, j->manifest, json, strlen(json), 0644);
+}
+
+/* Move the finished outputs into place, all under the commit lock, manifest last so that a
+ * manifest always describes files that are there; then the stamp. */
+static int commit(struct job *j)
+{
+	struct {
+		const char *from;
+		const char *suffix;
+		int want;
+	} moves[] = {
+		{j->raw, ".raw", wanted(j, IB_FMT_RAW)},
+		{j->qcow2, ".qcow2", wanted(j, IB_FMT_QCOW2)},
+		{j->manifest, ".manifest.json", 1},
+	};
+	int r = 0;
+	ib_commit_lock();
+	for (size_t i = 0; i < ARRAY_SIZE(moves) && r == 0; i++) {
+		_cleanup_free_ char *to = out_path(j, moves[i].suffix);
+		if (!moves[i].want) {
+			unlink(to); /* a format dropped from the spec must not leave a stale file */
+			continue;
+		}
+		if (rename(moves[i].from, to) < 0)
+			r = ib_error_errno(&j->ctx, IB_E_IO, errno, "cannot move '%s' into place", to);
+	}
+	if (r == 0) {
+		_cleanup_free_ char *stamp = out_path(j, ".stamp");
+		_cleanup_free_ char *text = stamp_text(j, j->res->digest);
+		r = ib_write_file_atomic(&j->ctx, stamp, text, strlen(text), 0644);
+	}
+	ib_commit_unlock();
+	return r;
+}
+
+static int run_stages(struct job *j)
+{
+	int r;
+	stage_begin(j, IB_STAGE_ROOTFS);
+	r = do_rootfs(j);
+	if (r < 0)
+		return r;
+	stage_end(j, IB_STAGE_ROOTFS);
+
+	stage_begin(j, IB_STAGE_LAYER);
+	r = do_layer(j);
+	if (r < 0)
+		return r;
+	stage_end(j, IB_STAGE_LAYER);
+
+	stage_begin(j, IB_STAGE_DISK);
+	r = do_disk(j);
+	if (r < 0)
+		return r;
+	stage_end(j, IB_STAGE_DISK);
+
+	if (wanted(j, IB_FMT_QCOW2)) {
+		stage_begin(j, IB_STAGE_QCOW2);
+		r = ib_qcow2_convert(&j->ctx, j->raw, j->qcow2);
+		if (r < 0)
+			return r;
+		stage_end(j, IB_STAGE_QCOW2);
+	}
+
+	stage_begin(j, IB_STAGE_MANIFEST);
+	r = do_manifest(j);
+	if (r < 0)
+		return r;
+	r = commit(j);
+	if (r < 0)
+		return r;
+	stage_end(j, IB_STAGE_MANIFEST);
+	return 0;
+}
+
+static int build_one(struct job *j)
+{
+	const struct ib_build_opts *o = j->opts;
+	int r;
+
+	r = ib_role_resolve(&j->ctx, o->project, j->res->role, &j->role);
+	if (r < 0)
+		return r;
+	struct ib_rootfs_opts ro = {.project = o->project, .role = j->role, .epoch = o->epoch};
+	ib_rootfs_key(&ro, j->rootfs_key);
+	r = ib_role_digest(&j->ctx, o->project, j->role, j->rootfs_key, o->epoch, j->res->digest);
+	if (r < 0)
+		return r;
+
+	/* One build of a role at a time per output directory; a second run waits, then
+	 * usually finds the outputs up to date. */
+	_cleanup_free_ char *lockp = xasprintf("%s/.%s.lock", o->out_dir, j->role->role->name);
+	_cleanup_close_ int lock = ib_lock_file(&j->ctx, lockp);
+	if (lock < 0)
+		return lock;
+	if (!o->force && up_to_date(j)) {
+		j->res->reused = 1;
+		j->res->rootfs_reused = 1;
+		ib_log(&j->ctx, IB_LOG_INFO, "up to date");
+		return 0;
+	}
+
+	_cleanup_free_ char *workroot = ib_path_join(o->out_dir, ".imgbuild-work");
+	r = ib_mkdir_p(&j->ctx, workroot, 0700);
+	if (r < 0)
+		return r;
+	j->work = xasprintf("%s/%s.%d", workroot, j->role->role->name, (int)getpid());
+	ib_tmp_register(j->work);
+	r = ib_rm_rf(&j->ctx, j->work);
+	if (r == 0)
+		r = ib_mkdir_p(&j->ctx, j->work, 0700);
+	if (r < 0)
+		goto out;
+	j->tree = ib_path_join(j->work, "tree");
+	j->raw = xasprintf("%s/%s.raw", j->work, j->role->role->name);
+	j->qcow2 = xasprintf("%s/%s.qcow2", j->work, j->role->role->name);
+	j->manifest = xasprintf("%s/%s.manifest.json", j->work, j->role->role->name);
+
+	r = run_stages(j);
+out:;
+	struct ib_ctx quiet;
+	ib_ctx_init(&quiet);
+	if (!getenv("IMGBUILD_KEEP_WORK") || r == 0)
+		ib_rm_rf(&quiet, j->work);
+	ib_tmp_unregister(j->work);
+	return r;
+}
+
+static void record_sizes(struct job *j)
+{
+	_cleanup_free_ char *raw = out_path(j, ".raw"), *q = out_path(j, ".qcow2");
+	j->res->raw_size = ib_file_size(raw);
+	j->res->raw_alloc = ib_file_allocated(raw);
+	j->res->qcow2_size = ib_file_size(q);
+}
+
+static void job_release(struct job *j)
+{
+	ib_resolved_free(j->role);
+	ib_packages_free(j->pkgs, j->n_pkgs);
+	free(j->work);
+	free(j->tree);
+	free(j->raw);
+	free(j->qcow2);
+	free(j->manifest);
+}
+
+struct pool {
+	const struct ib_build_opts *opts;
+	const struct ib_ctx *parent;
+	struct ib_role_result *results;
+	size_t n;
+	atomic_size_t next;
+};
+
+static void *worker(void *arg)
+{
+	struct pool *p = arg;
+	for (;;) {
+		size_t i = atomic_fetch_add(&p->next, 1);
+		if (i >= p->n || ib_interrupted)
+			break;
+		struct job j = {.opts = p->opts, .res = &p->results[i]};
+		ib_ctx_init_child(&j.ctx, p->parent, p->results[i].role);
+		double t0 = ib_now();
+		int r = build_one(&j);
+		j.res->total = ib_now() - t0;
+		j.res->rc = r;
+		if (r < 0)
+			snprintf(j.res->err, sizeof(j.res->err), "%s", j.ctx.err);
+		else
+			record_sizes(&j);
+		job_release(&j);
+	}
+	return NULL;
+}
+
+int ib_build_roles(struct ib_ctx *ctx, const struct ib_build_opts *opts, const char *const *roles,
+		   size_t n, struct ib_role_result *results)
+{
+	int r = ib_mkdir_p(ctx, opts->out_dir, 0755);
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < n; i++) {
+		memset(&results[i], 0, sizeof(results[i]));
+		results[i].role = roles[i];
+	}
+	struct pool p = {.opts = opts, .parent = ctx, .results = results, .n = n};
+	atomic_init(&p.next, 0);
+	size_t nthreads = opts->jobs < 1 ? 1 : (size_t)opts->jobs;
+	if (nthreads > n)
+		nthreads = n;
+	if (nthreads <= 1) {
+		worker(&p);
+	} else {
+		pthread_t *t = xcalloc(nthreads, sizeof(*t));
+		size_t started = 0;
+		for (; started < nthreads; started++)
+			if (pthread_create(&t[started], NULL, worker, &p) != 0)
+				break;
+		if (started == 0)
+			worker(&p);
+		for (size_t i = 0; i < started; i++)
+			pthread_join(t[i], NULL);
+		free(t);
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (results[i].rc < 0) {
+			ib_error(ctx, (ib_code)-results[i].rc, "building '%s': %s", results[i].role,
+				 results[i].err);
+			return results[i].rc;
+		}
+	}
+	if (ib_interrupted)
+		return ib_error(ctx, IB_E_INTERRUPTED, "interrupted");
+	return 0;
+}

@@ -1,0 +1,28 @@
+/* manifest.h: <role>.manifest.json: what an image was made from and what came out. */
+#pragma once
+
+#include "disk/disk.h"
+#include "rootfs/rootfs.h"
+
+struct ib_manifest_output {
+	const char *format; /* "raw", "qcow2" */
+	const char *file;   /* base name in the output directory */
+	long long size;
+	char sha256[65];
+};
+
+struct ib_manifest {
+	const struct ib_project *project;
+	const struct ib_resolved *role;
+	const char *digest;
+	const char *rootfs_key;
+	long long epoch;
+	const struct ib_disk_layout *layout;
+	const struct ib_package *packages;
+	size_t n_packages;
+	struct ib_manifest_output outputs[2];
+	size_t n_outputs;
+};
+
+/* Render the manifest as deterministic JSON (no timestamps but the epoch). Caller frees. */
+char *ib_manifest_render(const struct ib_manifest *m);
