@@ -1,4 +1,6 @@
 /* cmd_build.c: `imgbuild all` and `imgbuild build ROLE...`, with the summary table. */
+#include <sys/resource.h>
+
 #include "cli.h"
 #include "layer/layer.h"
 #include "pipeline/build.h"
@@ -54,6 +56,9 @@ static void print_summary(struct cli *cli, const struct ib_role_result *res, siz
 			json_obj_end(&j);
 		}
 		json_arr_end(&j);
+		struct rusage ru;
+		if (getrusage(RUSAGE_SELF, &ru) == 0)
+			json_int(&j, "peak_rss_kib", ru.ru_maxrss);
 		json_obj_end(&j);
 		printf("%s\n", sb_str(&sb));
 		sb_release(&sb);

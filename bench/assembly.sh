@@ -1,0 +1,64 @@
+#!/bin/sh
+# Benchmark: with a warm cache, imgbuild's assembly of a role image against virt-make-fs
+# (libguestfs) on the same root filesystem, side by side in one run; then a warm rebuild of
+# all roles, a no-op `imgbuild all`, and peak memory. Prints figures and ratios; asserts
+# nothing (targets are in the README).
+set -eu
+TOP=$(cd "$(dirname "$0")/.." && pwd)
+IMGBUILD=${IMGBUILD:-$TOP/build/imgbuild}
+W=$TOP/bench/results
+mkdir -p "$W"
+OUT=$W/out
+command -v virt-make-fs >/dev/null || { echo "virt-make-fs missing: make deps"; exit 1; }
+command -v /usr/bin/time >/dev/null || { echo "/usr/bin/time missing: apt-get install time"; exit 1; }
+
+now() { date +%s.%N; }
+secs() { echo "$2 - $1" | bc -l | xargs printf '%.1f'; }
+
+echo "== warming the cache (bootstraps once if needed)"
+"$IMGBUILD" -C "$TOP" -o "$OUT" build base -q
+key=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["inputs"]["rootfs_key"])' "$OUT/base.manifest.json")
+cache=${IMGBUILD_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/imgbuild}
+tar=$cache/rootfs/$key.tar
+[ -f "$tar" ] || { echo "cached root filesystem not found at $tar"; exit 1; }
+echo "root filesystem: $tar ($(du -h "$tar" | cut -f1))"
+
+echo "== imgbuild: build base --force (unpack, layer, GPT+ext4+FAT+GRUB, qcow2, manifest)"
+t0=$(now)
+/usr/bin/time -f '%M' -o "$W/rss-one" "$IMGBUILD" -C "$TOP" -o "$OUT" build base --force --json >"$W/one.json"
+t1=$(now)
+ib=$(secs "$t0" "$t1")
+rss_own=$(tail -1 "$W/one.json" | python3 -c 'import json,sys; print(json.load(sys.stdin).get("peak_rss_kib", 0))')
+echo "imgbuild: ${ib}s"
+
+echo "== virt-make-fs on the same tar (ext4 in a GPT disk, no bootloader: less work)"
+export LIBGUESTFS_BACKEND=direct
+t0=$(now)
+virt-make-fs --format=raw --type=ext4 --partition=gpt --size=3G "$tar" "$W/virt-make-fs.img"
+t1=$(now)
+vm=$(secs "$t0" "$t1")
+rm -f "$W/virt-make-fs.img"
+echo "virt-make-fs: ${vm}s"
+
+echo "== warm rebuild of all roles (-j 2, --force)"
+t0=$(now)
+/usr/bin/time -f '%M' -o "$W/rss-all" "$IMGBUILD" -C "$TOP" -o "$OUT" all -j 2 --force --json >"$W/all.json"
+t1=$(now)
+all=$(secs "$t0" "$t1")
+
+echo "== no-op all"
+t0=$(now)
+"$IMGBUILD" -C "$TOP" -o "$OUT" all -q
+t1=$(now)
+noop=$(echo "$t1 - $t0" | bc -l | xargs printf '%.3f')
+
+echo
+echo "figures (2 cores, $(nproc) here; KVM: ${LIBGUESTFS_BACKEND_SETTINGS:-auto})"
+printf '%-46s %s\n' "imgbuild one role (base), warm cache" "${ib}s"
+printf '%-46s %s\n' "virt-make-fs, same root filesystem" "${vm}s"
+printf '%-46s %s\n' "ratio virt-make-fs / imgbuild" "$(echo "$vm / $ib" | bc -l | xargs printf '%.1fx')"
+printf '%-46s %s\n' "warm rebuild of all roles (-j 2)" "${all}s"
+printf '%-46s %s\n' "no-op imgbuild all" "${noop}s"
+printf '%-46s %s\n' "imgbuild peak RSS (its own process)" "$((rss_own / 1024)) MiB"
+printf '%-46s %s\n' "peak RSS of any process in the tree (one role)" "$(( $(cat "$W/rss-one") / 1024 )) MiB"
+printf '%-46s %s\n' "peak RSS of any process in the tree (all)" "$(( $(cat "$W/rss-all") / 1024 )) MiB"

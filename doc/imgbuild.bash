@@ -1,0 +1,40 @@
+# bash completion for imgbuild. Commands and options come from the binary itself
+# (--list-commands, --list-options CMD), so this file never falls out of step with it.
+_imgbuild()
+{
+	local cur prev cmd i
+	cur=${COMP_WORDS[COMP_CWORD]}
+	prev=${COMP_WORDS[COMP_CWORD-1]}
+	case "$prev" in
+	-C|-o|--output) COMPREPLY=($(compgen -d -- "$cur")); return ;;
+	--ssh-key) COMPREPLY=($(compgen -f -- "$cur")); return ;;
+	-j|--jobs|--hostname) COMPREPLY=(); return ;;
+	esac
+	cmd=""
+	for ((i = 1; i < COMP_CWORD; i++)); do
+		case "${COMP_WORDS[i]}" in
+		-C|-o|--output|-j|--jobs|--ssh-key|--hostname) ((i++)) ;;
+		-*) ;;
+		*) cmd=${COMP_WORDS[i]}; break ;;
+		esac
+	done
+	if [ -z "$cmd" ]; then
+		if [[ "$cur" == -* ]]; then
+			COMPREPLY=($(compgen -W "-C --help --version" -- "$cur"))
+		else
+			COMPREPLY=($(compgen -W "$(imgbuild --list-commands 2>/dev/null)" -- "$cur"))
+		fi
+		return
+	fi
+	if [[ "$cur" == -* ]]; then
+		COMPREPLY=($(compgen -W "$(imgbuild --list-options "$cmd" 2>/dev/null)" -- "$cur"))
+		return
+	fi
+	case "$cmd" in
+	build|seed)
+		COMPREPLY=($(compgen -W "$(imgbuild list --json 2>/dev/null | tr ',' '\n' | sed -n 's/.*"name":"\([^"]*\)".*/\1/p')" -- "$cur")) ;;
+	help)
+		COMPREPLY=($(compgen -W "$(imgbuild --list-commands 2>/dev/null)" -- "$cur")) ;;
+	esac
+}
+complete -F _imgbuild imgbuild

@@ -1,0 +1,136 @@
+#!/bin/sh
+# `imgbuild all` from the Debian mirror: outputs, manifests, the disk layout read back with
+# independent tools, reuse when nothing changed, a rebuild of only what changed, and that
+# an error or SIGINT leaves earlier outputs intact and nothing half-written.
+# The images stay in tests/tmp/images for the boot test (20-boot).
+. "$(dirname "$0")/../lib.sh"
+t_init 10-build
+IMG=$TOP/tests/tmp/images
+rm -rf "$IMG"
+mkdir -p "$IMG"
+for f in ansible-free-scripts cloud-init images imgbuild.yaml; do
+	cp -r "$TOP/$f" "$IMG/"
+done
+P=$IMG
+OUT=$IMG/out
+bin=${IMGBUILD_SAN:-$IMGBUILD}
+[ -x "$bin" ] || bin=$IMGBUILD
+
+echo "building all roles with $bin (a cold cache bootstraps from the mirror first)"
+start=$(date +%s)
+"$bin" -C "$P" all -j 2 --json >"$T/all1.json" 2>"$T/all1.err" || { cat "$T/all1.err"; fail "imgbuild all failed"; }
+echo "cold or warm build: $(( $(date +%s) - start ))s"
+tail -1 "$T/all1.json"
+
+python3 - "$T/all1.json" "$OUT" <<'PY' || fail "outputs or manifests are wrong"
+import hashlib, json, os, subprocess, sys
+events = [json.loads(l) for l in open(sys.argv[1])]
+summary = events[-1]
+assert summary["event"] == "summary", summary
+out = sys.argv[2]
+roles = sorted(r["role"] for r in summary["roles"])
+assert roles == ["base", "master", "tooling", "worker"], roles
+def sha(p):
+    h = hashlib.sha256()
+    with open(p, "rb") as f:
+        for b in iter(lambda: f.read(1 << 20), b""):
+            h.update(b)
+    return h.hexdigest()
+for r in roles:
+    m = json.load(open(f"{out}/{r}.manifest.json"))
+    assert m["role"] == r
+    for fmt in ("raw", "qcow2"):
+        o = m["outputs"][fmt]
+        p = f"{out}/{o['file']}"
+        assert os.path.getsize(p) == o["size"], (p, o)
+        assert sha(p) == o["sha256"], p
+    names = {p["name"] for p in m["packages"]}
+    for need in ("cloud-init", "openssh-server", "linux-image-cloud-amd64", "cloud-guest-utils"):
+        assert need in names, (r, need)
+    assert m["extends_chain"][0] == "base"
+    # Independent reader: sfdisk.
+    t = json.loads(subprocess.check_output(["sfdisk", "--json", f"{out}/{r}.raw"]))["partitiontable"]
+    assert t["label"] == "gpt", t
+    types = [p["type"].upper() for p in t["partitions"]]
+    assert types == ["21686148-6449-6E6F-744E-656564454649", "C12A7328-F81F-11D2-BA4B-00A0C93EC93B",
+                     "4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709"], types
+    assert t["id"].lower() == m["disk"]["disk_guid"].lower()
+    info = json.loads(subprocess.check_output(["qemu-img", "info", "--output=json", f"{out}/{r}.qcow2"]))
+    assert info["format"] == "qcow2" and info["virtual-size"] == os.path.getsize(f"{out}/{r}.raw"), info
+    # Sparse: the raw file uses far less than its size.
+    st = os.stat(f"{out}/{r}.raw")
+    assert st.st_blocks * 512 < st.st_size * 0.7, (r, st.st_blocks * 512, st.st_size)
+print("manifests, digests, GPT and qcow2 check out for", roles)
+PY
+qemu-img compare -q "$OUT/base.raw" "$OUT/base.qcow2" || fail "qcow2 differs from raw"
+ok "all four roles built; manifests, sha256, GPT (sfdisk), qcow2 (qemu-img) verified"
+
+# Read the root filesystem back with e2fsprogs: sealed, and the layer is in place.
+off=$(sfdisk --json "$OUT/base.raw" | python3 -c 'import json,sys; p=json.load(sys.stdin)["partitiontable"]["partitions"][2]; print(p["start"])')
+dd if="$OUT/base.raw" of="$T/root.ext4" bs=512 skip="$off" conv=sparse status=none
+e2fsck -fn "$T/root.ext4" >"$T/fsck.log" 2>&1 || { cat "$T/fsck.log"; fail "e2fsck found errors"; }
+dbg() { debugfs -R "$1" "$T/root.ext4" 2>/dev/null; }
+[ "$(dbg 'stat /etc/machine-id' | sed -n 's/.*Size: \([0-9]*\).*/\1/p' | head -1)" = 0 ] || fail "machine-id is not empty"
+dbg 'ls -l /etc/ssh' | grep -q ssh_host_ && fail "SSH host keys are in the image"
+dbg 'ls /var/lib' | grep -qw cloud && fail "cloud-init state is in the image"
+[ "$(dbg 'cat /etc/imgbuild/role')" = base ] || fail "/etc/imgbuild/role"
+dbg 'stat /etc/systemd/system/multi-user.target.wants/imgbuild-firstboot.service' | grep -q 'Fast link dest: "/etc/systemd/system/imgbuild-firstboot.service"' \
+	|| fail "imgbuild-firstboot.service is not enabled"
+dbg 'cat /etc/fstab' | grep -q '^UUID=.* / ext4 ' || fail "fstab: $(dbg 'cat /etc/fstab')"
+dbg 'cat /boot/grub/grub.cfg' | grep -q 'console=ttyS0' || fail "grub.cfg has no serial console"
+ok "root filesystem: e2fsck clean, sealed, layer and units in place"
+
+# Nothing changed: nothing is rebuilt.
+start=$(date +%s%N)
+"$bin" -C "$P" all --json >"$T/all2.json" 2>"$T/all2.err" || { cat "$T/all2.err"; fail "no-op all failed"; }
+echo "no-op all: $(( ($(date +%s%N) - start) / 1000000 )) ms"
+python3 -c 'import json,sys; s=json.loads(open(sys.argv[1]).readlines()[-1]); assert all(r["result"]=="reused" for r in s["roles"]), s' "$T/all2.json" \
+	|| fail "a no-op run rebuilt something: $(tail -1 "$T/all2.json")"
+ok "no-op all reuses every role"
+
+# One input changed: only that role is rebuilt.
+sums_before=$(cd "$OUT" && sha256sum base.raw master.raw tooling.raw)
+worker_before=$(sha256sum <"$OUT/worker.raw")
+echo 'echo changed' >>"$P/ansible-free-scripts/worker-firstboot.sh"
+"$bin" -C "$P" all --json >"$T/all3.json" 2>"$T/all3.err" || { cat "$T/all3.err"; fail "rebuild failed"; }
+python3 -c '
+import json,sys
+s = json.loads(open(sys.argv[1]).readlines()[-1])
+res = {r["role"]: r["result"] for r in s["roles"]}
+assert res == {"base": "reused", "master": "reused", "tooling": "reused", "worker": "rebuilt"}, res
+' "$T/all3.json" || fail "wrong roles rebuilt: $(tail -1 "$T/all3.json")"
+[ "$(cd "$OUT" && sha256sum base.raw master.raw tooling.raw)" = "$sums_before" ] || fail "unchanged roles changed"
+[ "$(sha256sum <"$OUT/worker.raw")" != "$worker_before" ] || fail "worker did not change"
+ok "a changed first-boot script rebuilds only its role"
+
+# A failure in the middle of a build (a unit that does not exist) leaves earlier outputs.
+before=$(cd "$OUT" && sha256sum worker.raw worker.qcow2 worker.manifest.json)
+cp "$P/images/worker.yaml" "$T/worker.yaml.bak"
+printf 'units:\n  enable: [no-such-thing.service]\n' >>"$P/images/worker.yaml"
+expect_exit 2 "$bin" -C "$P" build worker
+grep -q "no-such-thing.service" "$T/err" || fail "error does not name the unit: $(cat "$T/err")"
+[ "$(wc -l <"$T/err")" -le 2 ] || fail "more than one error line: $(cat "$T/err")"
+[ "$(cd "$OUT" && sha256sum worker.raw worker.qcow2 worker.manifest.json)" = "$before" ] || fail "failed build changed outputs"
+cp "$T/worker.yaml.bak" "$P/images/worker.yaml"
+[ -z "$(ls -A "$OUT/.imgbuild-work" 2>/dev/null)" ] || fail "work files left: $(ls -A "$OUT/.imgbuild-work")"
+ok "a failed build leaves earlier outputs intact and no work files"
+
+# SIGINT in the middle: nothing half-written, earlier outputs intact.
+for sig in INT TERM; do
+	"$bin" -C "$P" build worker --force >"$T/int.out" 2>"$T/int.err" &
+	pid=$!
+	# Wait for the disk stage (or any stage past the rootfs) to be under way.
+	i=0
+	while [ $i -lt 120 ] && ! ls "$OUT/.imgbuild-work/" 2>/dev/null | grep -q worker; do sleep 0.5; i=$((i + 1)); done
+	sleep 3
+	kill -$sig $pid
+	wait $pid
+	rc=$?
+	[ $rc = 1 ] || fail "SIG$sig: exit $rc, expected 1: $(cat "$T/int.err")"
+	grep -q 'interrupted' "$T/int.err" || fail "SIG$sig: no message: $(cat "$T/int.err")"
+	[ -z "$(ls -A "$OUT/.imgbuild-work" 2>/dev/null)" ] || fail "SIG$sig: work files left: $(ls -A "$OUT/.imgbuild-work")"
+	ls "$OUT" | grep -q 'tmp' && fail "SIG$sig: temporary files left: $(ls "$OUT")"
+	pgrep -f 'mkfs|qemu-img convert|mmdebstrap' >/dev/null && fail "SIG$sig: tools still running"
+	[ "$(cd "$OUT" && sha256sum worker.raw worker.qcow2 worker.manifest.json)" = "$before" ] || fail "SIG$sig changed outputs"
+done
+ok "SIGINT and SIGTERM leave earlier outputs intact, no work or temporary files, no tools running"

@@ -1,0 +1,109 @@
+# lib.sh: helpers shared by the integration tests (sourced, POSIX sh).
+
+TOP=$(cd "$(dirname "$0")/../.." && pwd)
+: "${IMGBUILD:=$TOP/build/imgbuild}"
+
+t_init() {
+	T=$TOP/tests/tmp/$1
+	rm -rf "$T"
+	mkdir -p "$T"
+}
+
+fail() {
+	echo "FAIL: $*" >&2
+	exit 1
+}
+
+ok() {
+	echo "ok: $*"
+}
+
+skip() {
+	echo "SKIP: $*" >&2
+	exit 77
+}
+
+# expect_exit CODE CMD...: run CMD, capture stdout/stderr in $T/out and $T/err.
+expect_exit() {
+	want=$1
+	shift
+	"$@" >"$T/out" 2>"$T/err"
+	got=$?
+	if [ "$got" != "$want" ]; then
+		echo "--- stdout"; cat "$T/out"; echo "--- stderr"; cat "$T/err"
+		fail "'$*' exited $got, expected $want"
+	fi
+}
+
+# The binaries to run cheap tests against: the normal build and, when make check built it,
+# the ASan/UBSan one (any sanitizer report makes it exit non-zero).
+binaries() {
+	echo "$IMGBUILD"
+	[ -n "${IMGBUILD_SAN:-}" ] && [ -x "$IMGBUILD_SAN" ] && echo "$IMGBUILD_SAN"
+}
+
+# KVM when it works, else TCG. /dev/kvm can exist and still abort QEMU on these machines,
+# so try a real guest for a moment: KVM counts only if it is still running after 3 s.
+qemu_accel() {
+	if [ -n "${IMGBUILD_QEMU_ACCEL:-}" ]; then
+		echo "$IMGBUILD_QEMU_ACCEL"
+		return
+	fi
+	if [ -w /dev/kvm ]; then
+		timeout 3 qemu-system-x86_64 -accel kvm -m 64 -nographic -nodefaults \
+			-no-reboot >/dev/null 2>&1
+		if [ $? = 124 ]; then
+			echo kvm
+			return
+		fi
+	fi
+	echo tcg
+}
+
+# boot_wait NAME DISK SEED FIRMWARE(bios|uefi) TIMEOUT PATTERN...
+# Boot DISK (never modified: a qcow2 overlay takes the writes) with the seed ISO, the serial
+# console in $T/NAME.serial, until every PATTERN (grep -E) has appeared or TIMEOUT seconds
+# pass. Returns 0 when all appeared. QEMU is always killed before returning.
+boot_wait() {
+	name=$1 disk=$2 seed=$3 fw=$4 limit=$5
+	shift 5
+	overlay=$T/$name.overlay.qcow2
+	qemu-img create -q -f qcow2 -F qcow2 -b "$disk" "$overlay" || return 1
+	fwargs=""
+	if [ "$fw" = uefi ]; then
+		cp /usr/share/OVMF/OVMF_VARS_4M.fd "$T/$name.vars.fd"
+		fwargs="-drive if=pflash,format=raw,unit=0,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd -drive if=pflash,format=raw,unit=1,file=$T/$name.vars.fd"
+	fi
+	accel=$(qemu_accel)
+	echo "booting $name ($fw, $accel), at most ${limit}s"
+	# shellcheck disable=SC2086
+	qemu-system-x86_64 -accel "$accel" -m 1024 -smp 1 -nographic -nodefaults \
+		-serial "file:$T/$name.serial" -no-reboot $fwargs \
+		-drive "file=$overlay,if=virtio,format=qcow2" \
+		-drive "file=$seed,if=virtio,format=raw,readonly=on" \
+		-netdev user,id=n0 -device virtio-net-pci,netdev=n0 \
+		-pidfile "$T/$name.pid" >"$T/$name.qemu.log" 2>&1 &
+	qpid=$!
+	start=$(date +%s)
+	rc=1
+	while :; do
+		all=1
+		for p in "$@"; do
+			grep -qE "$p" "$T/$name.serial" 2>/dev/null || { all=0; break; }
+		done
+		if [ $all = 1 ]; then rc=0; break; fi
+		if ! kill -0 $qpid 2>/dev/null; then
+			echo "qemu exited early:"; cat "$T/$name.qemu.log"; break
+		fi
+		if [ $(( $(date +%s) - start )) -ge "$limit" ]; then
+			echo "timeout after ${limit}s"; break
+		fi
+		sleep 2
+	done
+	echo "$name: $(( $(date +%s) - start ))s to all markers (rc $rc)"
+	kill $qpid 2>/dev/null
+	sleep 1
+	kill -9 $qpid 2>/dev/null
+	wait $qpid 2>/dev/null
+	return $rc
+}
