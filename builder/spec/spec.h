@@ -74,7 +74,9 @@ struct ib_project {
 	unsigned formats;   /* enum ib_format bits */
 	struct ib_role *roles; /* sorted by name */
 	size_t n_roles;
-	struct strv files; /* every spec file read, for error positions; owned */
+	struct strv files; /* every spec file read, absolute; owned */
+	struct strv file_names; /* the same files relative to root ("images/base.yaml") as
+				 * errors name them; ib_pos.file points into this list */
 };
 
 /* Load path (a directory holding imgbuild.yaml, or the file itself) and every role file

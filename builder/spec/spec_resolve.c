@@ -1,0 +1,137 @@
+/* spec_resolve.c: `extends:` checks at load time and flattening a role's chain. */
+#include "spec_internal.h"
+
+#include "util/strbuf.h"
+
+static const struct ib_role *parent_of(const struct ib_project *p, const struct ib_role *r)
+{
+	return r->extends ? ib_project_find_role(p, r->extends) : NULL;
+}
+
+int spec_check_extends(struct ib_ctx *ctx, const struct ib_project *p)
+{
+	for (size_t i = 0; i < p->n_roles; i++) {
+		const struct ib_role *r = &p->roles[i];
+		if (r->extends && !parent_of(p, r))
+			return spec_err(ctx, r->extends_pos.file, r->extends_pos.line,
+					r->extends_pos.col, "role '%s' extends unknown role '%s'", r->name,
+					r->extends);
+	}
+	/* A role is in a cycle iff walking up from it comes back to it within n_roles steps.
+	 * Roles are sorted, so the first one reported is the same on every run. */
+	for (size_t i = 0; i < p->n_roles; i++) {
+		const struct ib_role *r = &p->roles[i], *q = parent_of(p, r);
+		for (size_t steps = 0; q && q != r && steps < p->n_roles; steps++)
+			q = parent_of(p, q);
+		if (q != r)
+			continue;
+		struct strbuf path = STRBUF_INIT;
+		sb_adds(&path, r->name);
+		for (q = parent_of(p, r); q; q = q == r ? NULL : parent_of(p, q))
+			sb_addf(&path, " -> %s", q->name);
+		int ret = spec_err(ctx, r->extends_pos.file, r->extends_pos.line, r->extends_pos.col,
+				   "role '%s' extends itself: %s", r->name, sb_str(&path));
+		sb_release(&path);
+		return ret;
+	}
+	return 0;
+}
+
+void ib_resolved_free(struct ib_resolved *r)
+{
+	if (!r)
+		return;
+	free(r->chain);
+	strv_release(&r->packages);
+	free(r->files);
+	strv_release(&r->units);
+	strv_release(&r->firstboot);
+	free(r->cloud_init);
+	free(r);
+}
+
+static void resolved_freep(struct ib_resolved **r) { ib_resolved_free(*r); }
+
+static int cmp_kv(const void *a, const void *b)
+{
+	return strcmp((*(struct ib_kv *const *)a)->key, (*(struct ib_kv *const *)b)->key);
+}
+
+static void merge_role(struct ib_resolved *res, const struct ib_role *role, size_t max_files,
+		       size_t max_kv)
+{
+	for (size_t i = 0; i < role->packages.n; i++)
+		strv_push(&res->packages, role->packages.v[i]);
+	for (size_t i = 0; i < role->units.n; i++)
+		strv_push(&res->units, role->units.v[i]);
+	for (size_t i = 0; i < role->firstboot.n; i++)
+		if (!strv_contains(&res->firstboot, role->firstboot.v[i]))
+			strv_push(&res->firstboot, role->firstboot.v[i]);
+
+	/* A descendant's entry for a destination takes the ancestor's place in the order. */
+	for (size_t i = 0; i < role->n_files; i++) {
+		struct ib_file_spec *f = &role->files[i];
+		size_t j = 0;
+		while (j < res->n_files && !streq(res->files[j]->dest, f->dest))
+			j++;
+		if (j == res->n_files && res->n_files < max_files)
+			res->n_files++;
+		res->files[j] = f;
+	}
+	for (size_t i = 0; i < role->n_cloud_init; i++) {
+		struct ib_kv *kv = &role->cloud_init[i];
+		size_t j = 0;
+		while (j < res->n_cloud_init && !streq(res->cloud_init[j]->key, kv->key))
+			j++;
+		if (j == res->n_cloud_init && res->n_cloud_init < max_kv)
+			res->n_cloud_init++;
+		res->cloud_init[j] = kv;
+	}
+}
+
+int ib_role_resolve(struct ib_ctx *ctx, const struct ib_project *p, const char *name,
+		    struct ib_resolved **ret)
+{
+	const struct ib_role *role = ib_project_find_role(p, name);
+	if (!role) {
+		struct strbuf known = STRBUF_INIT;
+		for (size_t i = 0; i < p->n_roles; i++)
+			sb_addf(&known, "%s%s", i ? ", " : "", p->roles[i].name);
+		int r = ib_error(ctx, IB_E_SPEC, "unknown role '%s' (known roles: %s)", name,
+				 p->n_roles ? sb_str(&known) : "none");
+		sb_release(&known);
+		return r;
+	}
+
+	_cleanup_(resolved_freep) struct ib_resolved *res = xcalloc(1, sizeof(*res));
+	res->role = role;
+	/* Loading refused cycles, so the chain ends within n_roles steps. */
+	size_t n = 0, n_files = 0, n_kv = 0;
+	for (const struct ib_role *q = role; q && n < p->n_roles; q = parent_of(p, q)) {
+		n++;
+		n_files += q->n_files;
+		n_kv += q->n_cloud_init;
+	}
+	res->chain = xcalloc(n, sizeof(*res->chain));
+	res->n_chain = n;
+	const struct ib_role *q = role;
+	for (size_t i = n; i-- > 0; q = parent_of(p, q))
+		res->chain[i] = q;
+
+	res->files = xcalloc(n_files + 1, sizeof(*res->files));
+	res->cloud_init = xcalloc(n_kv + 1, sizeof(*res->cloud_init));
+	res->disk_size = p->disk_size;
+	for (size_t i = 0; i < n; i++) {
+		merge_role(res, res->chain[i], n_files, n_kv);
+		if (res->chain[i]->disk_size)
+			res->disk_size = res->chain[i]->disk_size;
+	}
+	strv_sort(&res->packages);
+	strv_uniq_sorted(&res->packages);
+	strv_sort(&res->units);
+	strv_uniq_sorted(&res->units);
+	if (res->n_cloud_init > 1)
+		qsort(res->cloud_init, res->n_cloud_init, sizeof(*res->cloud_init), cmp_kv);
+	*ret = TAKE_PTR(res);
+	return 0;
+}
