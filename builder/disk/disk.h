@@ -36,8 +36,17 @@ struct ib_disk_layout {
 	char initrd[256];
 };
 
+/* Create opts->out_raw (removed again on failure) holding the whole bootable disk; write
+ * etc/fstab and boot/grub/grub.cfg into opts->tree first. Scratch files go in a fresh
+ * directory under opts->workdir and are removed. Fills *ret_layout on success. */
 int ib_disk_assemble(struct ib_ctx *ctx, const struct ib_disk_opts *opts,
 		     struct ib_disk_layout *ret_layout);
+
+/* The layout ib_disk_assemble would use, without writing anything: checks the size and the
+ * extra command line, finds the tree's kernel and derives every id from opts->seed.
+ * Needs only opts->tree, size, seed and cmdline_extra. */
+int ib_disk_plan(struct ib_ctx *ctx, const struct ib_disk_opts *opts,
+		 struct ib_disk_layout *ret_layout);
 
 /* raw -> sparse qcow2 with qemu-img. */
 int ib_qcow2_convert(struct ib_ctx *ctx, const char *raw, const char *qcow2);

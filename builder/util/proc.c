@@ -117,9 +117,17 @@ int ib_run(struct ib_ctx *ctx, const char *const argv[], const char *const env[]
 	if (pipe2(outp, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0)
 		return ib_error_errno(ctx, IB_E_IO, errno, "cannot create pipe for %s", tool);
 
+	/* The caller's entries replace inherited ones of the same name (a host TZ or
+	 * E2FSPROGS_FAKE_TIME must not win over what the stage asked for). */
 	struct strv envv = {0};
-	for (char **e = environ; *e; e++)
-		strv_push(&envv, *e);
+	for (char **e = environ; *e; e++) {
+		size_t klen = strcspn(*e, "=");
+		int overridden = 0;
+		for (size_t i = 0; env && env[i] && !overridden; i++)
+			overridden = strncmp(env[i], *e, klen) == 0 && env[i][klen] == '=';
+		if (!overridden)
+			strv_push(&envv, *e);
+	}
 	for (size_t i = 0; env && env[i]; i++)
 		strv_push(&envv, env[i]);
 
