@@ -81,8 +81,8 @@ static int list_role_files(struct ib_ctx *ctx, const struct ib_project *p, struc
 	DIR *d = opendir(dir);
 	if (!d) {
 		if (errno == ENOENT || errno == ENOTDIR)
-			return ib_error(ctx, IB_E_SPEC, "project '%s' has no 'images' directory for role files",
-					p->root);
+			return ib_error(ctx, IB_E_SPEC,
+					"imgbuild.yaml: the project has no 'images' directory for role files");
 		return ib_error_errno(ctx, IB_E_IO, errno, "cannot open '%s'", dir);
 	}
 	struct dirent *de;
