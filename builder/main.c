@@ -8,55 +8,62 @@
 #include "util/tmpreg.h"
 
 const struct command commands[] = {
-	{"all", cmd_all, "", "build every role that is not abstract", OPT_BUILD},
-	{"build", cmd_build, "ROLE...", "build the named roles", OPT_BUILD},
-	{"list", cmd_list, "", "list the roles of the project", OPT_COMMON | OPT_JSON},
-	{"validate", cmd_validate, "", "check the spec without building anything", OPT_COMMON},
-	{"seed", cmd_seed, "ROLE", "write a NoCloud seed image for booting ROLE locally",
-	 OPT_COMMON | OPT_OUT | OPT_SSH_KEY | OPT_HOSTNAME},
-	{"help", cmd_help, "[COMMAND]", "show help for imgbuild or one command", OPT_HELP},
-	{NULL, NULL, NULL, NULL, 0},
+        {"all", cmd_all, "", "build every role that is not abstract", OPT_BUILD},
+        {"build", cmd_build, "ROLE...", "build the named roles", OPT_BUILD},
+        {"list", cmd_list, "", "list the roles of the project", OPT_COMMON | OPT_JSON},
+        {"validate", cmd_validate, "", "check the spec without building anything", OPT_COMMON},
+        {"seed", cmd_seed, "ROLE", "write a NoCloud seed image for booting ROLE locally",
+         OPT_COMMON | OPT_OUT | OPT_SSH_KEY | OPT_HOSTNAME},
+        {"help", cmd_help, "[COMMAND]", "show help for imgbuild or one command", OPT_HELP},
+        {NULL, NULL, NULL, NULL, 0},
 };
 
 const struct option_doc option_docs[] = {
-	{OPT_DIR, "-C DIR", "run as if started in DIR (where imgbuild.yaml is)"},
-	{OPT_OUT, "-o, --output DIR", "write outputs to DIR instead of the spec's output.dir"},
-	{OPT_JOBS, "-j, --jobs N", "build N roles at once (default 1)"},
-	{OPT_VERBOSE, "-v, --verbose", "say more; twice shows the output of the tools run"},
-	{OPT_QUIET, "-q, --quiet", "print errors only"},
-	{OPT_JSON, "--json", "print machine-readable JSON lines on stdout"},
-	{OPT_FORCE, "--force", "rebuild even when the inputs did not change"},
-	{OPT_SSH_KEY, "--ssh-key FILE", "authorize this SSH public key in the seed"},
-	{OPT_HOSTNAME, "--hostname NAME", "host name in the seed (default: the role)"},
-	{OPT_HELP, "-h, --help", "show this help"},
-	{0, NULL, NULL},
+        {OPT_DIR, "-C DIR", "run as if started in DIR (where imgbuild.yaml is)"},
+        {OPT_OUT, "-o, --output DIR", "write outputs to DIR instead of the spec's output.dir"},
+        {OPT_JOBS, "-j, --jobs N", "build N roles at once (default 1)"},
+        {OPT_VERBOSE, "-v, --verbose", "say more; twice shows the output of the tools run"},
+        {OPT_QUIET, "-q, --quiet", "print errors only"},
+        {OPT_JSON, "--json", "print machine-readable JSON lines on stdout"},
+        {OPT_FORCE, "--force", "rebuild even when the inputs did not change"},
+        {OPT_SSH_KEY, "--ssh-key FILE", "authorize this SSH public key in the seed"},
+        {OPT_HOSTNAME, "--hostname NAME", "host name in the seed (default: the role)"},
+        {OPT_HELP, "-h, --help", "show this help"},
+        {0, NULL, NULL},
 };
 
-enum { LONG_JSON = 256, LONG_FORCE, LONG_SSH_KEY, LONG_HOSTNAME, LONG_VERSION, LONG_LIST_CMDS,
-       LONG_LIST_OPTS };
+enum {
+	LONG_JSON = 256,
+	LONG_FORCE,
+	LONG_SSH_KEY,
+	LONG_HOSTNAME,
+	LONG_VERSION,
+	LONG_LIST_CMDS,
+	LONG_LIST_OPTS
+};
 
 static const struct option long_opts[] = {
-	{"output", required_argument, NULL, 'o'},
-	{"jobs", required_argument, NULL, 'j'},
-	{"verbose", no_argument, NULL, 'v'},
-	{"quiet", no_argument, NULL, 'q'},
-	{"json", no_argument, NULL, LONG_JSON},
-	{"force", no_argument, NULL, LONG_FORCE},
-	{"ssh-key", required_argument, NULL, LONG_SSH_KEY},
-	{"hostname", required_argument, NULL, LONG_HOSTNAME},
-	{"help", no_argument, NULL, 'h'},
-	{"version", no_argument, NULL, LONG_VERSION},
-	/* For the bash completion, so that it never falls out of step with this table. */
-	{"list-commands", no_argument, NULL, LONG_LIST_CMDS},
-	{"list-options", required_argument, NULL, LONG_LIST_OPTS},
-	{NULL, 0, NULL, 0},
+        {"output", required_argument, NULL, 'o'},
+        {"jobs", required_argument, NULL, 'j'},
+        {"verbose", no_argument, NULL, 'v'},
+        {"quiet", no_argument, NULL, 'q'},
+        {"json", no_argument, NULL, LONG_JSON},
+        {"force", no_argument, NULL, LONG_FORCE},
+        {"ssh-key", required_argument, NULL, LONG_SSH_KEY},
+        {"hostname", required_argument, NULL, LONG_HOSTNAME},
+        {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, LONG_VERSION},
+        /* For the bash completion, so that it never falls out of step with this table. */
+        {"list-commands", no_argument, NULL, LONG_LIST_CMDS},
+        {"list-options", required_argument, NULL, LONG_LIST_OPTS},
+        {NULL, 0, NULL, 0},
 };
 
 static void usage_all(FILE *f)
 {
 	fprintf(f, "usage: imgbuild [options] COMMAND [args]\n\n"
-		   "Build bootable disk images (raw, qcow2) from a declarative YAML spec.\n\n"
-		   "commands:\n");
+	           "Build bootable disk images (raw, qcow2) from a declarative YAML spec.\n\n"
+	           "commands:\n");
 	for (const struct command *c = commands; c->name; c++)
 		fprintf(f, "  %-10s %s\n", c->name, c->summary);
 	fprintf(f, "\noptions (see 'imgbuild help COMMAND' for which apply):\n");
@@ -68,8 +75,8 @@ static void usage_all(FILE *f)
 
 void cli_usage(FILE *f, const struct command *c)
 {
-	fprintf(f, "usage: imgbuild %s [options]%s%s\n\n%s\n\noptions:\n", c->name, *c->args ? " " : "",
-		c->args, c->summary);
+	fprintf(f, "usage: imgbuild %s [options]%s%s\n\n%s\n\noptions:\n", c->name,
+	        *c->args ? " " : "", c->args, c->summary);
 	for (const struct option_doc *o = option_docs; o->flags; o++)
 		if (c->opts & o->bit)
 			fprintf(f, "  %-18s %s\n", o->flags, o->help);
@@ -91,7 +98,8 @@ int cmd_help(struct cli *cli, int argc, char **argv)
 	}
 	const struct command *c = find_command(argv[1]);
 	if (!c)
-		return ib_error(&cli->ctx, IB_E_USAGE, "unknown command '%s' (see 'imgbuild --help')", argv[1]);
+		return ib_error(&cli->ctx, IB_E_USAGE,
+		                "unknown command '%s' (see 'imgbuild --help')", argv[1]);
 	cli_usage(stdout, c);
 	return 0;
 }
@@ -144,8 +152,8 @@ static int parse_jobs(struct cli *cli, const char *s)
 	errno = 0;
 	long v = strtol(s, &end, 10);
 	if (errno || *end || v < 1 || v > 64)
-		return ib_error(&cli->ctx, IB_E_USAGE, "bad value '%s' for -j: expected a number from 1 to 64",
-				s);
+		return ib_error(&cli->ctx, IB_E_USAGE,
+		                "bad value '%s' for -j: expected a number from 1 to 64", s);
 	cli->jobs = (int)v;
 	return 0;
 }
@@ -172,24 +180,53 @@ int main(int argc, char **argv)
 	/* "+" would stop at the command; options are accepted before and after it. */
 	while (r == 0 && (c = getopt_long(argc, argv, "C:o:j:vqh", long_opts, NULL)) != -1) {
 		switch (c) {
-		case 'C': cli.dir = optarg; used |= OPT_DIR; break;
-		case 'o': cli.out = optarg; used |= OPT_OUT; break;
-		case 'j': r = parse_jobs(&cli, optarg); used |= OPT_JOBS; break;
-		case 'v': cli.verbosity++; used |= OPT_VERBOSE; break;
-		case 'q': cli.verbosity = 0; used |= OPT_QUIET; break;
-		case 'h': help = 1; used |= OPT_HELP; break;
-		case LONG_JSON: cli.json = 1; used |= OPT_JSON; break;
-		case LONG_FORCE: cli.force = 1; used |= OPT_FORCE; break;
-		case LONG_SSH_KEY: cli.ssh_key = optarg; used |= OPT_SSH_KEY; break;
-		case LONG_HOSTNAME: cli.hostname = optarg; used |= OPT_HOSTNAME; break;
+		case 'C':
+			cli.dir = optarg;
+			used |= OPT_DIR;
+			break;
+		case 'o':
+			cli.out = optarg;
+			used |= OPT_OUT;
+			break;
+		case 'j':
+			r = parse_jobs(&cli, optarg);
+			used |= OPT_JOBS;
+			break;
+		case 'v':
+			cli.verbosity++;
+			used |= OPT_VERBOSE;
+			break;
+		case 'q':
+			cli.verbosity = 0;
+			used |= OPT_QUIET;
+			break;
+		case 'h':
+			help = 1;
+			used |= OPT_HELP;
+			break;
+		case LONG_JSON:
+			cli.json = 1;
+			used |= OPT_JSON;
+			break;
+		case LONG_FORCE:
+			cli.force = 1;
+			used |= OPT_FORCE;
+			break;
+		case LONG_SSH_KEY:
+			cli.ssh_key = optarg;
+			used |= OPT_SSH_KEY;
+			break;
+		case LONG_HOSTNAME:
+			cli.hostname = optarg;
+			used |= OPT_HOSTNAME;
+			break;
 		case LONG_VERSION: printf("imgbuild %s\n", IMGBUILD_VERSION); return 0;
 		case LONG_LIST_CMDS:
 			for (const struct command *k = commands; k->name; k++)
 				printf("%s\n", k->name);
 			return 0;
 		case LONG_LIST_OPTS: list_options(optarg); return 0;
-		default:
-			r = ib_error(&cli.ctx, IB_E_USAGE, "bad option (see 'imgbuild --help')");
+		default: r = ib_error(&cli.ctx, IB_E_USAGE, "bad option (see 'imgbuild --help')");
 		}
 	}
 	if (r < 0)
@@ -207,7 +244,7 @@ int main(int argc, char **argv)
 	const struct command *cmd = find_command(argv[optind]);
 	if (!cmd) {
 		r = ib_error(&cli.ctx, IB_E_USAGE, "unknown command '%s' (see 'imgbuild --help')",
-			     argv[optind]);
+		             argv[optind]);
 		goto done;
 	}
 	if (help) {
@@ -218,14 +255,16 @@ int main(int argc, char **argv)
 	if (bad) {
 		for (const struct option_doc *o = option_docs; o->flags; o++)
 			if (bad & o->bit) {
-				r = ib_error(&cli.ctx, IB_E_USAGE, "option '%s' does not apply to '%s'",
-					     o->flags, cmd->name);
+				r = ib_error(&cli.ctx, IB_E_USAGE,
+				             "option '%s' does not apply to '%s'", o->flags,
+				             cmd->name);
 				break;
 			}
 		goto done;
 	}
 	if (cli.dir && chdir(cli.dir) < 0) {
-		r = ib_error_errno(&cli.ctx, IB_E_USAGE, errno, "cannot change to directory '%s'", cli.dir);
+		r = ib_error_errno(&cli.ctx, IB_E_USAGE, errno, "cannot change to directory '%s'",
+		                   cli.dir);
 		goto done;
 	}
 	cli.ctx.verbosity = cli.verbosity;
@@ -243,7 +282,8 @@ done:
 		pthread_mutex_lock(&cli.out_lock);
 		if (cli.bar_active)
 			fputs("\r\033[K", stderr);
-		fprintf(stderr, "imgbuild: error: %s\n", cli.ctx.err[0] ? cli.ctx.err : ib_strerror(-r));
+		fprintf(stderr, "imgbuild: error: %s\n",
+		        cli.ctx.err[0] ? cli.ctx.err : ib_strerror(-r));
 		pthread_mutex_unlock(&cli.out_lock);
 	}
 	return ib_exit_status(r);

@@ -42,22 +42,33 @@ binaries() {
 	[ -n "${IMGBUILD_SAN:-}" ] && [ -x "$IMGBUILD_SAN" ] && echo "$IMGBUILD_SAN"
 }
 
-# KVM when it works, else TCG. /dev/kvm can exist and still abort QEMU on these machines,
-# so try a real guest for a moment: KVM counts only if it is still running after 3 s.
+# KVM when it works, else TCG. On these machines /dev/kvm exists and QEMU starts, but a
+# guest hangs (or aborts) once the kernel runs, so only a real boot counts: the host kernel
+# must boot to its "no root" panic and QEMU exit on the panic reboot within 20 s.
 qemu_accel() {
 	if [ -n "${IMGBUILD_QEMU_ACCEL:-}" ]; then
 		echo "$IMGBUILD_QEMU_ACCEL"
 		return
 	fi
-	if [ -w /dev/kvm ]; then
-		timeout 3 qemu-system-x86_64 -accel kvm -m 64 -nographic -nodefaults \
-			-no-reboot >/dev/null 2>&1
-		if [ $? = 124 ]; then
-			echo kvm
-			return
-		fi
+	cache=$TOP/tests/tmp/.qemu-accel
+	if [ -f "$cache" ]; then
+		cat "$cache"
+		return
 	fi
-	echo tcg
+	accel=tcg
+	kernel=$(ls /boot/vmlinuz-* 2>/dev/null | sort -V | tail -1)
+	if [ -w /dev/kvm ] && [ -n "$kernel" ]; then
+		log=$(mktemp)
+		timeout 20 qemu-system-x86_64 -accel kvm -m 256 -nographic -nodefaults -no-reboot \
+			-serial "file:$log" -kernel "$kernel" -append "console=ttyS0 panic=-1" \
+			>/dev/null 2>&1
+		rc=$?
+		grep -q 'Kernel panic' "$log" && [ $rc = 0 ] && accel=kvm
+		rm -f "$log"
+	fi
+	mkdir -p "$TOP/tests/tmp"
+	echo "$accel" >"$cache"
+	echo "$accel"
 }
 
 # boot_wait NAME DISK SEED FIRMWARE(bios|uefi) TIMEOUT PATTERN...

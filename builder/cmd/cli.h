@@ -9,25 +9,25 @@
 /* Options; each command lists the ones it accepts (bit mask), which also drives --help,
  * the man page check and bash completion. */
 enum {
-	OPT_DIR = 1 << 0,     /* -C DIR */
-	OPT_OUT = 1 << 1,     /* -o DIR */
-	OPT_JOBS = 1 << 2,    /* -j N */
-	OPT_VERBOSE = 1 << 3, /* -v */
-	OPT_QUIET = 1 << 4,   /* -q */
-	OPT_JSON = 1 << 5,    /* --json */
-	OPT_FORCE = 1 << 6,   /* --force */
-	OPT_SSH_KEY = 1 << 7, /* --ssh-key FILE */
+	OPT_DIR = 1 << 0,      /* -C DIR */
+	OPT_OUT = 1 << 1,      /* -o DIR */
+	OPT_JOBS = 1 << 2,     /* -j N */
+	OPT_VERBOSE = 1 << 3,  /* -v */
+	OPT_QUIET = 1 << 4,    /* -q */
+	OPT_JSON = 1 << 5,     /* --json */
+	OPT_FORCE = 1 << 6,    /* --force */
+	OPT_SSH_KEY = 1 << 7,  /* --ssh-key FILE */
 	OPT_HOSTNAME = 1 << 8, /* --hostname NAME */
-	OPT_HELP = 1 << 9,    /* -h, --help */
+	OPT_HELP = 1 << 9,     /* -h, --help */
 };
 #define OPT_COMMON (OPT_DIR | OPT_VERBOSE | OPT_QUIET | OPT_HELP)
-#define OPT_BUILD (OPT_COMMON | OPT_OUT | OPT_JOBS | OPT_JSON | OPT_FORCE)
+#define OPT_BUILD  (OPT_COMMON | OPT_OUT | OPT_JOBS | OPT_JSON | OPT_FORCE)
 
 struct cli {
-	const char *dir;  /* -C */
-	const char *out;  /* -o */
-	int jobs;         /* -j */
-	int verbosity;    /* 0 quiet, 1 normal, 2 -v, 3 -vv */
+	const char *dir; /* -C */
+	const char *out; /* -o */
+	int jobs;        /* -j */
+	int verbosity;   /* 0 quiet, 1 normal, 2 -v, 3 -vv */
 	int json;
 	int force;
 	const char *ssh_key;

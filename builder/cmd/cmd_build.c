@@ -40,7 +40,10 @@ static void print_summary(struct cli *cli, const struct ib_role_result *res, siz
 		for (size_t i = 0; i < n; i++) {
 			json_obj_begin(&j, NULL);
 			json_str(&j, "role", res[i].role);
-			json_str(&j, "result", res[i].rc < 0 ? "failed" : res[i].reused ? "reused" : "rebuilt");
+			json_str(&j, "result",
+			         res[i].rc < 0   ? "failed"
+			         : res[i].reused ? "reused"
+			                         : "rebuilt");
 			if (res[i].rc < 0)
 				json_str(&j, "error", res[i].err);
 			json_bool(&j, "rootfs_reused", res[i].rootfs_reused);
@@ -82,12 +85,16 @@ static void print_summary(struct cli *cli, const struct ib_role_result *res, siz
 		human(res[i].qcow2_size, q, sizeof(q));
 		snprintf(rawcol, sizeof(rawcol), "%s (%s)", raw, used);
 		printf("%-10s %-8s %-15s %-8s", res[i].role,
-		       res[i].rc < 0 ? "FAILED" : res[i].reused ? "reused" : "rebuilt", rawcol, q);
+		       res[i].rc < 0   ? "FAILED"
+		       : res[i].reused ? "reused"
+		                       : "rebuilt",
+		       rawcol, q);
 		for (int s = 0; s < IB_STAGE__MAX; s++) {
 			if (res[i].seconds[s] > 0)
 				printf(" %7.1fs", res[i].seconds[s]);
 			else
-				printf(" %8s", s == IB_STAGE_ROOTFS && res[i].reused ? "cached" : "-");
+				printf(" %8s",
+				       s == IB_STAGE_ROOTFS && res[i].reused ? "cached" : "-");
 		}
 		printf(" %7.1fs\n", res[i].total);
 	}
@@ -99,16 +106,16 @@ int cli_build(struct cli *cli, struct ib_project *p, const char *const *roles, s
 	time_t epoch = ib_source_date_epoch();
 	if (epoch < 0)
 		return ib_error(&cli->ctx, IB_E_USAGE,
-				"SOURCE_DATE_EPOCH must be a number of seconds since 1970");
+		                "SOURCE_DATE_EPOCH must be a number of seconds since 1970");
 	_cleanup_free_ char *out = cli->out ? ib_abspath(cli->out) : xstrdup(p->output_dir);
 	_cleanup_free_ char *cache = ib_cache_dir();
 	struct ib_build_opts o = {
-		.project = p,
-		.out_dir = out,
-		.cache_dir = cache,
-		.jobs = cli->jobs,
-		.force = cli->force,
-		.epoch = epoch,
+	        .project = p,
+	        .out_dir = out,
+	        .cache_dir = cache,
+	        .jobs = cli->jobs,
+	        .force = cli->force,
+	        .epoch = epoch,
 	};
 	struct ib_role_result *res = xcalloc(n, sizeof(*res));
 	int r = ib_build_roles(&cli->ctx, &o, roles, n, res);
@@ -120,8 +127,8 @@ int cli_build(struct cli *cli, struct ib_project *p, const char *const *roles, s
 int cmd_all(struct cli *cli, int argc, char **argv)
 {
 	if (argc > 1)
-		return ib_error(&cli->ctx, IB_E_USAGE, "'all' takes no arguments (did you mean 'build %s'?)",
-				argv[1]);
+		return ib_error(&cli->ctx, IB_E_USAGE,
+		                "'all' takes no arguments (did you mean 'build %s'?)", argv[1]);
 	struct ib_project *p = NULL;
 	int r = cli_load_project(cli, &p);
 	if (r < 0)
@@ -142,7 +149,8 @@ int cmd_all(struct cli *cli, int argc, char **argv)
 int cmd_build(struct cli *cli, int argc, char **argv)
 {
 	if (argc < 2)
-		return ib_error(&cli->ctx, IB_E_USAGE, "'build' needs at least one role (see 'imgbuild list')");
+		return ib_error(&cli->ctx, IB_E_USAGE,
+		                "'build' needs at least one role (see 'imgbuild list')");
 	struct ib_project *p = NULL;
 	int r = cli_load_project(cli, &p);
 	if (r < 0)
@@ -150,7 +158,8 @@ int cmd_build(struct cli *cli, int argc, char **argv)
 	struct strv roles = {0};
 	for (int i = 1; i < argc && r == 0; i++) {
 		if (!ib_project_find_role(p, argv[i]))
-			r = ib_error(&cli->ctx, IB_E_USAGE, "unknown role '%s' (see 'imgbuild list')", argv[i]);
+			r = ib_error(&cli->ctx, IB_E_USAGE,
+			             "unknown role '%s' (see 'imgbuild list')", argv[i]);
 		else if (!strv_contains(&roles, argv[i]))
 			strv_push(&roles, argv[i]);
 	}

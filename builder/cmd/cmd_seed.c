@@ -17,7 +17,8 @@ int cmd_seed(struct cli *cli, int argc, char **argv)
 	struct seed_data sd = {0};
 	_cleanup_free_ char *out = NULL, *iso = NULL;
 	if (!ib_project_find_role(p, argv[1])) {
-		r = ib_error(&cli->ctx, IB_E_USAGE, "unknown role '%s' (see 'imgbuild list')", argv[1]);
+		r = ib_error(&cli->ctx, IB_E_USAGE, "unknown role '%s' (see 'imgbuild list')",
+		             argv[1]);
 		goto done;
 	}
 	r = ib_role_resolve(&cli->ctx, p, argv[1], &res);
@@ -33,7 +34,7 @@ int cmd_seed(struct cli *cli, int argc, char **argv)
 	iso = xasprintf("%s/%s.seed.iso", out, argv[1]);
 	time_t epoch = ib_source_date_epoch();
 	r = ib_seed_write(&cli->ctx, iso, sd.user_data, sd.meta_data, NULL,
-			  epoch < 0 ? IB_DEFAULT_EPOCH : epoch);
+	                  epoch < 0 ? IB_DEFAULT_EPOCH : epoch);
 	if (r == 0 && cli->verbosity > 0)
 		printf("%s\n", iso);
 done:

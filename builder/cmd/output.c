@@ -25,7 +25,7 @@ void cli_message(struct cli *cli, const char *fmt, ...)
 }
 
 static void json_event(struct cli *cli, const char *event, const char *role, const char *stage,
-		       const char *state, double seconds, const char *msg)
+                       const char *state, double seconds, const char *msg)
 {
 	struct strbuf sb = STRBUF_INIT;
 	struct json j;
@@ -60,32 +60,33 @@ static void on_log(struct ib_ctx *ctx, enum ib_log_level lvl, const char *msg, v
 		json_event(cli, "log", ctx->label, NULL, names[lvl], -1, msg);
 	if (ctx->label)
 		cli_message(cli, "imgbuild: %s: %s%s%s", ctx->label,
-			    lvl <= IB_LOG_WARN ? names[lvl] : "", lvl <= IB_LOG_WARN ? ": " : "", msg);
+		            lvl <= IB_LOG_WARN ? names[lvl] : "", lvl <= IB_LOG_WARN ? ": " : "",
+		            msg);
 	else
 		cli_message(cli, "imgbuild: %s%s%s", lvl <= IB_LOG_WARN ? names[lvl] : "",
-			    lvl <= IB_LOG_WARN ? ": " : "", msg);
+		            lvl <= IB_LOG_WARN ? ": " : "", msg);
 }
 
 static void on_stage(struct ib_ctx *ctx, const char *stage, int end, double seconds, void *data)
 {
 	struct cli *cli = data;
 	if (cli->json) {
-		json_event(cli, "stage", ctx->label, stage, end ? "done" : "start", end ? seconds : -1,
-			   NULL);
+		json_event(cli, "stage", ctx->label, stage, end ? "done" : "start",
+		           end ? seconds : -1, NULL);
 		return;
 	}
 	if (cli->verbosity < 1)
 		return;
 	if (end)
-		cli_message(cli, "imgbuild: %-10s %-9s done in %.1fs", ctx->label ? ctx->label : "", stage,
-			    seconds);
+		cli_message(cli, "imgbuild: %-10s %-9s done in %.1fs", ctx->label ? ctx->label : "",
+		            stage, seconds);
 	else if (!cli->tty)
 		cli_message(cli, "imgbuild: %-10s %-9s ...", ctx->label ? ctx->label : "", stage);
 }
 
 /* Only on a terminal: one line redrawn in place. */
 static void on_progress(struct ib_ctx *ctx, const char *stage, uint64_t done, uint64_t total,
-			void *data)
+                        void *data)
 {
 	struct cli *cli = data;
 	if (!cli->tty || cli->json || cli->verbosity < 1)
@@ -96,13 +97,13 @@ static void on_progress(struct ib_ctx *ctx, const char *stage, uint64_t done, ui
 		int fill = (int)((double)done / (double)total * width);
 		if (fill > width)
 			fill = width;
-		fprintf(stderr, "\r\033[K%-10s %-9s [%.*s%*s] %3d%%", ctx->label ? ctx->label : "", stage,
-			fill, "##############################", width - fill, "",
-			(int)((double)done * 100 / (double)total));
+		fprintf(stderr, "\r\033[K%-10s %-9s [%.*s%*s] %3d%%", ctx->label ? ctx->label : "",
+		        stage, fill, "##############################", width - fill, "",
+		        (int)((double)done * 100 / (double)total));
 	} else {
 		static const char spin[] = "|/-\\";
 		fprintf(stderr, "\r\033[K%-10s %-9s %c %llu", ctx->label ? ctx->label : "", stage,
-			spin[done % 4], (unsigned long long)done);
+		        spin[done % 4], (unsigned long long)done);
 	}
 	cli->bar_active = 1;
 	pthread_mutex_unlock(&cli->out_lock);

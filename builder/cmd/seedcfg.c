@@ -44,9 +44,11 @@ static int ssh_keys_flow(struct ib_ctx *ctx, const char *file, char **ret)
 		for (char *l = strtok_r(text, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
 			if (!*l || *l == '#')
 				continue;
-			if (!startswith(l, "ssh-") && !startswith(l, "ecdsa-") && !startswith(l, "sk-")) {
+			if (!startswith(l, "ssh-") && !startswith(l, "ecdsa-") &&
+			    !startswith(l, "sk-")) {
 				sb_release(&sb);
-				return ib_error(ctx, IB_E_USAGE, "'%s' does not look like an SSH public key", file);
+				return ib_error(ctx, IB_E_USAGE,
+				                "'%s' does not look like an SSH public key", file);
 			}
 			if (!first)
 				sb_adds(&sb, ", ");
@@ -68,7 +70,7 @@ static int ssh_keys_flow(struct ib_ctx *ctx, const char *file, char **ret)
 }
 
 int seed_render(struct ib_ctx *ctx, const struct ib_project *p, const struct ib_resolved *r,
-		const char *hostname, const char *ssh_key_file, struct seed_data *ret)
+                const char *hostname, const char *ssh_key_file, struct seed_data *ret)
 {
 	_cleanup_free_ char *tpl = NULL;
 	for (size_t i = r->n_chain; i > 0 && !tpl; i--) {
@@ -79,11 +81,13 @@ int seed_render(struct ib_ctx *ctx, const struct ib_project *p, const struct ib_
 			free(cand);
 	}
 	if (!tpl)
-		return ib_error(ctx, IB_E_SPEC, "no user-data template for role '%s': expected cloud-init/%s.yaml",
-				r->role->name, r->role->name);
+		return ib_error(ctx, IB_E_SPEC,
+		                "no user-data template for role '%s': expected cloud-init/%s.yaml",
+		                r->role->name, r->role->name);
 	const char *host = hostname ? hostname : r->role->name;
 	if (!valid_hostname(host))
-		return ib_error(ctx, IB_E_USAGE, "bad host name '%s': use a-z, 0-9 and '-', at most 63", host);
+		return ib_error(ctx, IB_E_USAGE,
+		                "bad host name '%s': use a-z, 0-9 and '-', at most 63", host);
 
 	_cleanup_free_ char *text = NULL, *keys = NULL;
 	int rc = ib_read_file(ctx, tpl, 1u << 20, &text, NULL);
@@ -97,11 +101,9 @@ int seed_render(struct ib_ctx *ctx, const struct ib_project *p, const struct ib_
 	ib_sha256_hex(iid_in, strlen(iid_in), iid_hash);
 	_cleanup_free_ char *iid = xasprintf("iid-%s-%.12s", host, iid_hash);
 	const struct ib_tvar vars[] = {
-		{"role", r->role->name},
-		{"hostname", host},
-		{"instance_id", iid},
-		{"project", p->name},
-		{"ssh_authorized_keys", keys},
+	        {"role", r->role->name},       {"hostname", host},
+	        {"instance_id", iid},          {"project", p->name},
+	        {"ssh_authorized_keys", keys},
 	};
 	const char *shown = tpl + strlen(p->root) + 1;
 	_cleanup_free_ char *ud = NULL;
@@ -109,7 +111,8 @@ int seed_render(struct ib_ctx *ctx, const struct ib_project *p, const struct ib_
 	if (rc < 0)
 		return rc;
 	if (!startswith(ud, "#cloud-config\n"))
-		return ib_error(ctx, IB_E_SPEC, "%s:1:1: user-data must start with '#cloud-config'", shown);
+		return ib_error(ctx, IB_E_SPEC, "%s:1:1: user-data must start with '#cloud-config'",
+		                shown);
 	ret->template_path = TAKE_PTR(tpl);
 	ret->user_data = TAKE_PTR(ud);
 	ret->meta_data = xasprintf("instance-id: %s\nlocal-hostname: %s\n", iid, host);

@@ -12,5 +12,5 @@ struct seed_data {
 /* Find cloud-init/<role>.yaml, or the nearest ancestor's, and render it with the role,
  * host name (default: the role) and SSH public key file (may be NULL). */
 int seed_render(struct ib_ctx *ctx, const struct ib_project *p, const struct ib_resolved *r,
-		const char *hostname, const char *ssh_key_file, struct seed_data *ret);
+                const char *hostname, const char *ssh_key_file, struct seed_data *ret);
 void seed_data_release(struct seed_data *sd);

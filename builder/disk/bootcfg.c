@@ -30,7 +30,8 @@ int ib_bootcfg_find_kernel(struct ib_ctx *ctx, const char *tree, struct ib_disk_
 		if (strstr(ver, ".dpkg-") || endswith(ver, ".bak") || endswith(ver, ".old"))
 			continue;
 		struct stat st;
-		if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode))
+		if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+		    !S_ISREG(st.st_mode))
 			continue;
 		if (!best || strverscmp(ver, best) > 0) {
 			free(best);
@@ -41,15 +42,18 @@ int ib_bootcfg_find_kernel(struct ib_ctx *ctx, const char *tree, struct ib_disk_
 	if (!best)
 		return ib_error(ctx, IB_E_SPEC, "no kernel in '%s': no /boot/vmlinuz-* file", tree);
 	for (const char *p = best; *p; p++)
-		if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.+-_~", *p))
-			return ib_error(ctx, IB_E_SPEC, "kernel version '%s' has characters grub.cfg cannot carry",
-					best);
+		if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.+-_~",
+		            *p))
+			return ib_error(ctx, IB_E_SPEC,
+			                "kernel version '%s' has characters grub.cfg cannot carry",
+			                best);
 
 	_cleanup_free_ char *initrd = xasprintf("%s/initrd.img-%s", boot, best);
 	struct stat st;
 	if (stat(initrd, &st) < 0 || !S_ISREG(st.st_mode))
-		return ib_error(ctx, IB_E_SPEC, "kernel '/boot/vmlinuz-%s' in '%s' has no /boot/initrd.img-%s",
-				best, tree, best);
+		return ib_error(ctx, IB_E_SPEC,
+		                "kernel '/boot/vmlinuz-%s' in '%s' has no /boot/initrd.img-%s",
+		                best, tree, best);
 	int n1 = snprintf(layout->kernel, sizeof(layout->kernel), "/boot/vmlinuz-%s", best);
 	int n2 = snprintf(layout->initrd, sizeof(layout->initrd), "/boot/initrd.img-%s", best);
 	if (n1 < 0 || (size_t)n1 >= sizeof(layout->kernel) || n2 < 0 ||
@@ -64,20 +68,21 @@ int ib_bootcfg_check_cmdline(struct ib_ctx *ctx, const char *extra)
 		return 0;
 	if (strlen(extra) > CMDLINE_MAX)
 		return ib_error(ctx, IB_E_SPEC, "extra kernel command line is longer than %d bytes",
-				CMDLINE_MAX);
+		                CMDLINE_MAX);
 	for (const char *p = extra; *p; p++) {
 		unsigned char c = (unsigned char)*p;
 		/* GRUB's script parser would interpret these; keep arguments literal. */
 		if (c < 0x20 || c > 0x7e || strchr("\"'\\$;&|<>{}`#", c))
 			return ib_error(ctx, IB_E_SPEC,
-					"extra kernel command line '%s' contains '%c', which grub.cfg cannot carry",
-					extra, c >= 0x20 && c <= 0x7e ? c : '?');
+			                "extra kernel command line '%s' contains '%c', which "
+			                "grub.cfg cannot carry",
+			                extra, c >= 0x20 && c <= 0x7e ? c : '?');
 	}
 	return 0;
 }
 
 static int write_config(struct ib_ctx *ctx, const char *tree, const char *rel,
-			const struct strbuf *sb, time_t mtime)
+                        const struct strbuf *sb, time_t mtime)
 {
 	_cleanup_free_ char *path = ib_path_join(tree, rel);
 	int r = ib_write_file_atomic(ctx, path, sb_str(sb), sb->len, 0644);
@@ -90,7 +95,7 @@ static int write_config(struct ib_ctx *ctx, const char *tree, const char *rel,
 }
 
 int ib_bootcfg_write(struct ib_ctx *ctx, const char *tree, const struct ib_disk_layout *layout,
-		     const char *cmdline_extra, time_t mtime)
+                     const char *cmdline_extra, time_t mtime)
 {
 	int r = ib_bootcfg_check_cmdline(ctx, cmdline_extra);
 	if (r < 0)
@@ -113,16 +118,16 @@ int ib_bootcfg_write(struct ib_ctx *ctx, const char *tree, const struct ib_disk_
 
 	struct strbuf cfg = STRBUF_INIT;
 	sb_adds(&cfg, "# /boot/grub/grub.cfg: written by imgbuild\n"
-		      "serial --unit=0 --speed=115200\n"
-		      "terminal_input serial console\n"
-		      "terminal_output serial console\n"
-		      "set default=0\n"
-		      "set timeout=0\n");
+	              "serial --unit=0 --speed=115200\n"
+	              "terminal_input serial console\n"
+	              "terminal_output serial console\n"
+	              "set default=0\n"
+	              "set timeout=0\n");
 	sb_addf(&cfg, "search --no-floppy --fs-uuid --set=root %s\n", layout->root_fs_uuid);
 	sb_adds(&cfg, "menuentry 'Debian GNU/Linux' {\n");
 	sb_addf(&cfg, "\tlinux %s root=UUID=%s ro console=tty0 console=ttyS0,115200n8%s%s\n",
-		layout->kernel, layout->root_fs_uuid, cmdline_extra && *cmdline_extra ? " " : "",
-		cmdline_extra ? cmdline_extra : "");
+	        layout->kernel, layout->root_fs_uuid, cmdline_extra && *cmdline_extra ? " " : "",
+	        cmdline_extra ? cmdline_extra : "");
 	sb_addf(&cfg, "\tinitrd %s\n", layout->initrd);
 	sb_adds(&cfg, "}\n");
 	r = write_config(ctx, tree, "boot/grub/grub.cfg", &cfg, mtime);

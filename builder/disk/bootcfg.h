@@ -17,4 +17,4 @@ int ib_bootcfg_check_cmdline(struct ib_ctx *ctx, const char *cmdline_extra);
  * tree/boot/grub/grub.cfg (serial console, no menu delay, one entry for layout's kernel),
  * both 0644 with mtime as their modification time. */
 int ib_bootcfg_write(struct ib_ctx *ctx, const char *tree, const struct ib_disk_layout *layout,
-		     const char *cmdline_extra, time_t mtime);
+                     const char *cmdline_extra, time_t mtime);

@@ -14,13 +14,13 @@
 #include "util/hash.h"
 #include "util/proc.h"
 
-#define MIB_SECTORS 2048u
-#define BIOS_START MIB_SECTORS         /* p1 at 1 MiB */
-#define BIOS_SECTORS MIB_SECTORS       /* 1 MiB */
-#define ESP_SECTORS (64 * MIB_SECTORS) /* 64 MiB */
-#define MIN_ROOT_MIB 8u
+#define MIB_SECTORS    2048u
+#define BIOS_START     MIB_SECTORS        /* p1 at 1 MiB */
+#define BIOS_SECTORS   MIB_SECTORS        /* 1 MiB */
+#define ESP_SECTORS    (64 * MIB_SECTORS) /* 64 MiB */
+#define MIN_ROOT_MIB   8u
 #define MAX_DISK_BYTES (16ull << 40)
-#define STEPS 5
+#define STEPS          5
 
 static const char *const type_bios = "21686148-6449-6E6F-744E-656564454649";
 static const char *const type_esp = "C12A7328-F81F-11D2-BA4B-00A0C93EC93B";
@@ -40,24 +40,31 @@ static uint32_t derive_vol_id(const char *seed)
 	return (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | b[3];
 }
 
-static uint64_t round_mib(uint64_t n) { return (n + (1u << 20) - 1) & ~(uint64_t)((1u << 20) - 1); }
+static uint64_t round_mib(uint64_t n)
+{
+	return (n + (1u << 20) - 1) & ~(uint64_t)((1u << 20) - 1);
+}
 
 int ib_disk_plan(struct ib_ctx *ctx, const struct ib_disk_opts *opts,
-		 struct ib_disk_layout *ret_layout)
+                 struct ib_disk_layout *ret_layout)
 {
 	if (!opts->tree || !opts->seed)
 		return ib_error(ctx, IB_E_USAGE, "disk assembly needs a tree and a seed");
 	const uint64_t min_bytes =
-		((uint64_t)(BIOS_START + BIOS_SECTORS + ESP_SECTORS) / MIB_SECTORS + MIN_ROOT_MIB + 1) << 20;
+	        ((uint64_t)(BIOS_START + BIOS_SECTORS + ESP_SECTORS) / MIB_SECTORS + MIN_ROOT_MIB +
+	         1)
+	        << 20;
 	if (opts->size > MAX_DISK_BYTES)
-		return ib_error(ctx, IB_E_SPEC, "disk size %llu MiB is larger than the limit of %llu MiB",
-				(unsigned long long)(opts->size >> 20),
-				(unsigned long long)(MAX_DISK_BYTES >> 20));
+		return ib_error(ctx, IB_E_SPEC,
+		                "disk size %llu MiB is larger than the limit of %llu MiB",
+		                (unsigned long long)(opts->size >> 20),
+		                (unsigned long long)(MAX_DISK_BYTES >> 20));
 	const uint64_t size = round_mib(opts->size);
 	if (size < min_bytes)
-		return ib_error(ctx, IB_E_SPEC,
-				"disk size %llu MiB is too small: the layout needs at least %llu MiB",
-				(unsigned long long)(size >> 20), (unsigned long long)(min_bytes >> 20));
+		return ib_error(
+		        ctx, IB_E_SPEC,
+		        "disk size %llu MiB is too small: the layout needs at least %llu MiB",
+		        (unsigned long long)(size >> 20), (unsigned long long)(min_bytes >> 20));
 	int r = ib_bootcfg_check_cmdline(ctx, opts->cmdline_extra);
 	if (r < 0)
 		return r;
@@ -81,19 +88,27 @@ int ib_disk_plan(struct ib_ctx *ctx, const struct ib_disk_opts *opts,
 }
 
 static int write_gpt(struct ib_ctx *ctx, int fd, const struct ib_disk_opts *opts,
-		     const struct ib_disk_layout *l, uint64_t sectors)
+                     const struct ib_disk_layout *l, uint64_t sectors)
 {
 	char bios_guid[37], esp_guid[37];
 	derive_uuid(opts->seed, "bios-part-guid", bios_guid);
 	derive_uuid(opts->seed, "esp-part-guid", esp_guid);
 	struct ib_gpt_part parts[3] = {
-		{.first_lba = l->bios_start, .last_lba = l->bios_start + l->bios_sectors - 1, .name = "BIOS"},
-		{.first_lba = l->esp_start, .last_lba = l->esp_start + l->esp_sectors - 1, .name = "EFI"},
-		{.first_lba = l->root_start, .last_lba = l->root_start + l->root_sectors - 1, .name = "root"},
+	        {.first_lba = l->bios_start,
+	         .last_lba = l->bios_start + l->bios_sectors - 1,
+	         .name = "BIOS"},
+	        {.first_lba = l->esp_start,
+	         .last_lba = l->esp_start + l->esp_sectors - 1,
+	         .name = "EFI"},
+	        {.first_lba = l->root_start,
+	         .last_lba = l->root_start + l->root_sectors - 1,
+	         .name = "root"},
 	};
 	uint8_t disk_guid[16];
-	if (ib_guid_parse(type_bios, parts[0].type) < 0 || ib_guid_parse(bios_guid, parts[0].uuid) < 0 ||
-	    ib_guid_parse(type_esp, parts[1].type) < 0 || ib_guid_parse(esp_guid, parts[1].uuid) < 0 ||
+	if (ib_guid_parse(type_bios, parts[0].type) < 0 ||
+	    ib_guid_parse(bios_guid, parts[0].uuid) < 0 ||
+	    ib_guid_parse(type_esp, parts[1].type) < 0 ||
+	    ib_guid_parse(esp_guid, parts[1].uuid) < 0 ||
 	    ib_guid_parse(type_root, parts[2].type) < 0 ||
 	    ib_guid_parse(l->root_part_guid, parts[2].uuid) < 0 ||
 	    ib_guid_parse(l->disk_guid, disk_guid) < 0)
@@ -103,7 +118,7 @@ static int write_gpt(struct ib_ctx *ctx, int fd, const struct ib_disk_opts *opts
 
 /* The ESP: GRUB's EFI image staged as scratch/esp/EFI/BOOT/BOOTX64.EFI, then a FAT. */
 static int make_esp(struct ib_ctx *ctx, const struct ib_disk_opts *opts,
-		    const struct ib_disk_layout *l, const char *scratch, const char *early_cfg)
+                    const struct ib_disk_layout *l, const char *scratch, const char *early_cfg)
 {
 	_cleanup_free_ char *esp = ib_path_join(scratch, "esp");
 	_cleanup_free_ char *boot = ib_path_join(esp, "EFI/BOOT");
@@ -111,18 +126,19 @@ static int make_esp(struct ib_ctx *ctx, const struct ib_disk_opts *opts,
 	int r = ib_mkdir_p(ctx, boot, 0755);
 	if (r < 0 || (r = ib_grub_efi_build(ctx, early_cfg, efi)) < 0)
 		return r;
-	return ib_esp_make(ctx, opts->out_raw, l->esp_start, l->esp_sectors, derive_vol_id(opts->seed),
-			   esp, opts->mtime);
+	return ib_esp_make(ctx, opts->out_raw, l->esp_start, l->esp_sectors,
+	                   derive_vol_id(opts->seed), esp, opts->mtime);
 }
 
 static int interrupted(struct ib_ctx *ctx)
 {
-	return ib_interrupted ? ib_error(ctx, IB_E_INTERRUPTED, "interrupted while assembling the disk")
-			      : 0;
+	return ib_interrupted
+	               ? ib_error(ctx, IB_E_INTERRUPTED, "interrupted while assembling the disk")
+	               : 0;
 }
 
 int ib_disk_assemble(struct ib_ctx *ctx, const struct ib_disk_opts *opts,
-		     struct ib_disk_layout *ret_layout)
+                     struct ib_disk_layout *ret_layout)
 {
 	struct ib_disk_layout l;
 	int r = ib_disk_plan(ctx, opts, &l);
@@ -140,7 +156,7 @@ int ib_disk_assemble(struct ib_ctx *ctx, const struct ib_disk_opts *opts,
 	_cleanup_free_ char *scratch = xasprintf("%s/disk.XXXXXX", opts->workdir);
 	if (!mkdtemp(scratch))
 		return ib_error_errno(ctx, IB_E_IO, errno, "cannot create a directory in '%s'",
-				      opts->workdir);
+		                      opts->workdir);
 
 	_cleanup_free_ char *early_cfg = NULL;
 	int created = 0;
@@ -151,8 +167,8 @@ int ib_disk_assemble(struct ib_ctx *ctx, const struct ib_disk_opts *opts,
 	}
 	created = 1;
 	if (ftruncate(fd, (off_t)size) < 0) {
-		r = ib_error_errno(ctx, IB_E_IO, errno, "cannot size '%s' to %llu MiB", opts->out_raw,
-				   (unsigned long long)(size >> 20));
+		r = ib_error_errno(ctx, IB_E_IO, errno, "cannot size '%s' to %llu MiB",
+		                   opts->out_raw, (unsigned long long)(size >> 20));
 		goto out;
 	}
 	if ((r = write_gpt(ctx, fd, opts, &l, size / IB_SECTOR)) < 0)
@@ -164,14 +180,15 @@ int ib_disk_assemble(struct ib_ctx *ctx, const struct ib_disk_opts *opts,
 		goto out;
 	ib_progress(ctx, "disk", 2, STEPS);
 
-	if ((r = ib_ext4_make(ctx, opts->out_raw, l.root_start * IB_SECTOR, l.root_sectors * IB_SECTOR,
-			      opts->tree, l.root_fs_uuid, l.root_fs_uuid, opts->mtime)) < 0 ||
+	if ((r = ib_ext4_make(ctx, opts->out_raw, l.root_start * IB_SECTOR,
+	                      l.root_sectors * IB_SECTOR, opts->tree, l.root_fs_uuid,
+	                      l.root_fs_uuid, opts->mtime)) < 0 ||
 	    (r = interrupted(ctx)) < 0)
 		goto out;
 	ib_progress(ctx, "disk", 3, STEPS);
 
 	if ((r = ib_grub_bios_install(ctx, fd, opts->out_raw, scratch, early_cfg, l.bios_start,
-				      l.bios_sectors)) < 0)
+	                              l.bios_sectors)) < 0)
 		goto out;
 	ib_progress(ctx, "disk", 4, STEPS);
 
@@ -195,8 +212,8 @@ out:
 int ib_qcow2_convert(struct ib_ctx *ctx, const char *raw, const char *qcow2)
 {
 	_cleanup_free_ char *tmp = xasprintf("%s.tmp.%d", qcow2, (int)getpid());
-	const char *const argv[] = {"qemu-img", "convert", "-f", "raw", "-O", "qcow2",
-				    "-o", "compat=1.1", raw, tmp, NULL};
+	const char *const argv[] = {"qemu-img", "convert",    "-f", "raw", "-O", "qcow2",
+	                            "-o",       "compat=1.1", raw,  tmp,   NULL};
 	int r = ib_run(ctx, argv, NULL, 0, NULL);
 	if (r < 0) {
 		unlink(tmp);

@@ -15,12 +15,13 @@
 #include "util/ctx.h"
 
 struct ib_disk_opts {
-	const char *tree;    /* prepared root tree; etc/fstab and boot/grub/grub.cfg get written here */
-	const char *out_raw; /* raw disk to create (the caller picks a temporary name) */
-	const char *workdir; /* scratch space for the filesystem images */
-	uint64_t size;       /* whole disk in bytes, rounded up to 1 MiB */
-	const char *seed;    /* derivation seed for UUIDs, e.g. "<role>:<spec digest>" */
-	time_t mtime;        /* timestamps inside the filesystems */
+	const char
+	        *tree; /* prepared root tree; etc/fstab and boot/grub/grub.cfg get written here */
+	const char *out_raw;       /* raw disk to create (the caller picks a temporary name) */
+	const char *workdir;       /* scratch space for the filesystem images */
+	uint64_t size;             /* whole disk in bytes, rounded up to 1 MiB */
+	const char *seed;          /* derivation seed for UUIDs, e.g. "<role>:<spec digest>" */
+	time_t mtime;              /* timestamps inside the filesystems */
 	const char *cmdline_extra; /* appended to the kernel command line, may be NULL */
 };
 
@@ -40,13 +41,13 @@ struct ib_disk_layout {
  * etc/fstab and boot/grub/grub.cfg into opts->tree first. Scratch files go in a fresh
  * directory under opts->workdir and are removed. Fills *ret_layout on success. */
 int ib_disk_assemble(struct ib_ctx *ctx, const struct ib_disk_opts *opts,
-		     struct ib_disk_layout *ret_layout);
+                     struct ib_disk_layout *ret_layout);
 
 /* The layout ib_disk_assemble would use, without writing anything: checks the size and the
  * extra command line, finds the tree's kernel and derives every id from opts->seed.
  * Needs only opts->tree, size, seed and cmdline_extra. */
 int ib_disk_plan(struct ib_ctx *ctx, const struct ib_disk_opts *opts,
-		 struct ib_disk_layout *ret_layout);
+                 struct ib_disk_layout *ret_layout);
 
 /* raw -> sparse qcow2 with qemu-img. */
 int ib_qcow2_convert(struct ib_ctx *ctx, const char *raw, const char *qcow2);

@@ -4,7 +4,7 @@
 #include <errno.h>
 
 int ib_disk_pwrite(struct ib_ctx *ctx, int fd, const char *path, const void *buf, size_t len,
-		   uint64_t off)
+                   uint64_t off)
 {
 	const uint8_t *p = buf;
 	while (len > 0) {
@@ -13,7 +13,7 @@ int ib_disk_pwrite(struct ib_ctx *ctx, int fd, const char *path, const void *buf
 			if (errno == EINTR)
 				continue;
 			return ib_error_errno(ctx, IB_E_IO, errno, "cannot write '%s' at byte %llu",
-					      path, (unsigned long long)off);
+			                      path, (unsigned long long)off);
 		}
 		p += n;
 		len -= (size_t)n;
@@ -22,8 +22,7 @@ int ib_disk_pwrite(struct ib_ctx *ctx, int fd, const char *path, const void *buf
 	return 0;
 }
 
-int ib_disk_pread(struct ib_ctx *ctx, int fd, const char *path, void *buf, size_t len,
-		  uint64_t off)
+int ib_disk_pread(struct ib_ctx *ctx, int fd, const char *path, void *buf, size_t len, uint64_t off)
 {
 	uint8_t *p = buf;
 	while (len > 0) {
@@ -31,12 +30,13 @@ int ib_disk_pread(struct ib_ctx *ctx, int fd, const char *path, void *buf, size_
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
-			return ib_error_errno(ctx, IB_E_IO, errno, "cannot read '%s' at byte %llu", path,
-					      (unsigned long long)off);
+			return ib_error_errno(ctx, IB_E_IO, errno, "cannot read '%s' at byte %llu",
+			                      path, (unsigned long long)off);
 		}
 		if (n == 0)
-			return ib_error(ctx, IB_E_IO, "cannot read '%s' at byte %llu: unexpected end of file",
-					path, (unsigned long long)off);
+			return ib_error(ctx, IB_E_IO,
+			                "cannot read '%s' at byte %llu: unexpected end of file",
+			                path, (unsigned long long)off);
 		p += n;
 		len -= (size_t)n;
 		off += (uint64_t)n;

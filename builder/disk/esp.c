@@ -47,7 +47,7 @@ static int set_times(struct ib_ctx *ctx, const char *path, time_t t, int depth)
 }
 
 int ib_esp_make(struct ib_ctx *ctx, const char *raw, uint64_t start, uint64_t sectors,
-		uint32_t vol_id, const char *src_dir, time_t mtime)
+                uint32_t vol_id, const char *src_dir, time_t mtime)
 {
 	int r = set_times(ctx, src_dir, mtime, 0);
 	if (r < 0)
@@ -55,16 +55,18 @@ int ib_esp_make(struct ib_ctx *ctx, const char *raw, uint64_t start, uint64_t se
 	_cleanup_free_ char *volid = xasprintf("%08X", (unsigned)vol_id);
 	_cleanup_free_ char *hidden = xasprintf("%llu", (unsigned long long)start);
 	_cleanup_free_ char *offset = xasprintf("--offset=%llu", (unsigned long long)start);
-	_cleanup_free_ char *kib = xasprintf("%llu", (unsigned long long)(sectors * IB_SECTOR / 1024));
+	_cleanup_free_ char *kib =
+	        xasprintf("%llu", (unsigned long long)(sectors * IB_SECTOR / 1024));
 	_cleanup_free_ char *tool = ib_sbin_tool("mkfs.fat");
-	const char *const mkfs[] = {tool, "-F", "32", "-S", "512", "-s", "1", "--invariant",
-				    "--mbr=n", "-i", volid, "-n", "EFI", "-h", hidden, offset,
-				    raw, kib, NULL};
+	const char *const mkfs[] = {tool,          "-F",      "32", "-S",  "512", "-s",  "1",
+	                            "--invariant", "--mbr=n", "-i", volid, "-n",  "EFI", "-h",
+	                            hidden,        offset,    raw,  kib,   NULL};
 	if ((r = ib_run(ctx, mkfs, NULL, 0, NULL)) < 0)
 		return r;
 
 	/* mtools reads the image at a byte offset; TZ fixes the local time FAT stores. */
-	_cleanup_free_ char *img = xasprintf("%s@@%llu", raw, (unsigned long long)(start * IB_SECTOR));
+	_cleanup_free_ char *img =
+	        xasprintf("%s@@%llu", raw, (unsigned long long)(start * IB_SECTOR));
 	_cleanup_free_ char *src = ib_path_join(src_dir, "EFI");
 	const char *const env[] = {"MTOOLS_SKIP_CHECK=1", "TZ=UTC", NULL};
 	const char *const mcopy[] = {"mcopy", "-s", "-m", "-Q", "-i", img, src, "::", NULL};

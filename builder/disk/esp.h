@@ -10,7 +10,7 @@
  * mtime first, so that the FAT holds fixed times. mcopy walks directories in readdir order:
  * keep one entry per directory for bit-identical results. */
 int ib_esp_make(struct ib_ctx *ctx, const char *raw, uint64_t start, uint64_t sectors,
-		uint32_t vol_id, const char *src_dir, time_t mtime);
+                uint32_t vol_id, const char *src_dir, time_t mtime);
 
 /* "ABCD-1234" as blkid and fstab show a FAT volume id. */
 void ib_esp_vol_id_format(uint32_t vol_id, char out[10]);

@@ -10,7 +10,7 @@
  * Timestamps after mtime are clamped to it, so that the result depends only on the tree's
  * content, modes and times up to mtime. -IB_E_SPEC when the tree cannot fit. */
 int ib_ext4_make(struct ib_ctx *ctx, const char *raw, uint64_t off, uint64_t bytes,
-		 const char *tree, const char *uuid, const char *hash_seed, time_t mtime);
+                 const char *tree, const char *uuid, const char *hash_seed, time_t mtime);
 
 /* Clamp every in-use inode's atime, ctime, mtime and crtime to at most t (dropping the
  * nanoseconds of those it changes) in the ext4 at byte offset off of the image behind fd,

@@ -4,15 +4,15 @@
 #include "diskio.h"
 
 /* Superblock (at byte 1024) and group descriptor fields used here. */
-#define SB_MAGIC 0x38
-#define INCOMPAT_META_BG 0x10
-#define INCOMPAT_64BIT 0x80
+#define SB_MAGIC           0x38
+#define INCOMPAT_META_BG   0x10
+#define INCOMPAT_64BIT     0x80
 #define INCOMPAT_CSUM_SEED 0x2000
-#define RO_GDT_CSUM 0x10
-#define RO_METADATA_CSUM 0x400
-#define BG_INODE_UNINIT 0x1
-#define GOOD_OLD_INODE 128
-#define MAX_GROUPS (1u << 24)
+#define RO_GDT_CSUM        0x10
+#define RO_METADATA_CSUM   0x400
+#define BG_INODE_UNINIT    0x1
+#define GOOD_OLD_INODE     128
+#define MAX_GROUPS         (1u << 24)
 
 static uint32_t crc32c_table[256];
 static pthread_once_t crc32c_once = PTHREAD_ONCE_INIT;
@@ -54,8 +54,7 @@ static int clamp_one(uint8_t *inode, size_t extra_end, size_t base, size_t extra
 	return 1;
 }
 
-static int clamp_inode(uint8_t *inode, size_t isz, uint32_t ino, uint32_t seed, int csum,
-		       int64_t t)
+static int clamp_inode(uint8_t *inode, size_t isz, uint32_t ino, uint32_t seed, int csum, int64_t t)
 {
 	size_t extra_end = GOOD_OLD_INODE;
 	if (isz > GOOD_OLD_INODE) {
@@ -95,7 +94,7 @@ int ib_ext4_clamp_times(struct ib_ctx *ctx, int fd, const char *raw, uint64_t of
 		return r;
 	if (ib_get_le16(sb + SB_MAGIC) != 0xEF53)
 		return ib_error(ctx, IB_E_VERIFY, "no ext4 superblock in '%s' at byte %llu", raw,
-				(unsigned long long)off);
+		                (unsigned long long)off);
 	uint32_t incompat = ib_get_le32(sb + 0x60), ro = ib_get_le32(sb + 0x64);
 	uint32_t log_bs = ib_get_le32(sb + 0x18);
 	uint32_t first_data = ib_get_le32(sb + 0x14);
@@ -111,15 +110,15 @@ int ib_ext4_clamp_times(struct ib_ctx *ctx, int fd, const char *raw, uint64_t of
 	    (isz & (isz - 1)) || desc < 32 || desc > 1024 || blocks <= first_data)
 		return ib_error(ctx, IB_E_VERIFY, "unexpected ext4 superblock in '%s'", raw);
 	if (incompat & INCOMPAT_META_BG)
-		return ib_error(ctx, IB_E_VERIFY, "ext4 in '%s' uses meta_bg, which is not supported",
-				raw);
+		return ib_error(ctx, IB_E_VERIFY,
+		                "ext4 in '%s' uses meta_bg, which is not supported", raw);
 	const size_t bs = (size_t)1024 << log_bs;
 	if (ipg > bs * 8 || (uint64_t)ipg * isz > (64u << 20))
 		return ib_error(ctx, IB_E_VERIFY, "unexpected ext4 geometry in '%s'", raw);
 	const int csum = (ro & RO_METADATA_CSUM) != 0;
 	const int unused_valid = (ro & (RO_GDT_CSUM | RO_METADATA_CSUM)) != 0;
 	uint32_t seed = (incompat & INCOMPAT_CSUM_SEED) ? ib_get_le32(sb + 0x270)
-						       : crc32c(~0u, sb + 0x68, 16);
+	                                                : crc32c(~0u, sb + 0x68, 16);
 	uint64_t groups = (blocks - first_data + bpg - 1) / bpg;
 	if (groups > MAX_GROUPS)
 		return ib_error(ctx, IB_E_VERIFY, "ext4 in '%s' has too many groups", raw);
@@ -127,7 +126,8 @@ int ib_ext4_clamp_times(struct ib_ctx *ctx, int fd, const char *raw, uint64_t of
 	_cleanup_free_ uint8_t *gdt = xmalloc(groups * desc);
 	_cleanup_free_ uint8_t *bitmap = xmalloc(bs);
 	_cleanup_free_ uint8_t *table = xmalloc((size_t)ipg * isz);
-	if ((r = ib_disk_pread(ctx, fd, raw, gdt, groups * desc, off + (first_data + 1) * (uint64_t)bs)) < 0)
+	if ((r = ib_disk_pread(ctx, fd, raw, gdt, groups * desc,
+	                       off + (first_data + 1) * (uint64_t)bs)) < 0)
 		return r;
 	for (uint64_t g = 0; g < groups; g++) {
 		const uint8_t *d = gdt + g * desc;
@@ -154,7 +154,8 @@ int ib_ext4_clamp_times(struct ib_ctx *ctx, int fd, const char *raw, uint64_t of
 			uint32_t ino = (uint32_t)(g * ipg + i + 1);
 			dirty |= clamp_inode(table + i * isz, isz, ino, seed, csum, t);
 		}
-		if (dirty && (r = ib_disk_pwrite(ctx, fd, raw, table, n * isz, off + itable * bs)) < 0)
+		if (dirty &&
+		    (r = ib_disk_pwrite(ctx, fd, raw, table, n * isz, off + itable * bs)) < 0)
 			return r;
 	}
 	return 0;

@@ -63,13 +63,13 @@ int ib_guid_parse(const char *s, uint8_t out[16])
 }
 
 static void fill_header(uint8_t hdr[IB_SECTOR], uint64_t my_lba, uint64_t alt_lba,
-			uint64_t entries_lba, uint64_t disk_sectors, const uint8_t disk_guid[16],
-			uint32_t entries_crc)
+                        uint64_t entries_lba, uint64_t disk_sectors, const uint8_t disk_guid[16],
+                        uint32_t entries_crc)
 {
 	memset(hdr, 0, IB_SECTOR);
 	memcpy(hdr, "EFI PART", 8);
-	ib_put_le32(hdr + 8, 0x00010000);  /* revision 1.0 */
-	ib_put_le32(hdr + 12, 92);         /* header size */
+	ib_put_le32(hdr + 8, 0x00010000); /* revision 1.0 */
+	ib_put_le32(hdr + 12, 92);        /* header size */
 	ib_put_le64(hdr + 24, my_lba);
 	ib_put_le64(hdr + 32, alt_lba);
 	ib_put_le64(hdr + 40, IB_GPT_FIRST_USABLE);
@@ -86,9 +86,9 @@ static void fill_pmbr(uint8_t mbr[IB_SECTOR], uint64_t disk_sectors)
 {
 	uint8_t *e = mbr + 446;
 	memset(mbr, 0, IB_SECTOR);
-	e[0] = 0x00;                    /* not active */
+	e[0] = 0x00;                           /* not active */
 	e[1] = 0x00, e[2] = 0x02, e[3] = 0x00; /* CHS of LBA 1 */
-	e[4] = 0xEE;                    /* GPT protective */
+	e[4] = 0xEE;                           /* GPT protective */
 	e[5] = 0xFF, e[6] = 0xFF, e[7] = 0xFF;
 	ib_put_le32(e + 8, 1);
 	uint64_t n = disk_sectors - 1;
@@ -98,33 +98,34 @@ static void fill_pmbr(uint8_t mbr[IB_SECTOR], uint64_t disk_sectors)
 }
 
 int ib_gpt_write(struct ib_ctx *ctx, int fd, const char *path, uint64_t disk_sectors,
-		 const uint8_t disk_guid[16], const struct ib_gpt_part *parts, size_t n_parts)
+                 const uint8_t disk_guid[16], const struct ib_gpt_part *parts, size_t n_parts)
 {
 	const size_t array_len = IB_GPT_ENTRIES * IB_GPT_ENTRY_SIZE;
 	if (disk_sectors < 2 * (2 + IB_GPT_ARRAY_SECTORS) + 1)
 		return ib_error(ctx, IB_E_SPEC, "disk of %llu sectors is too small for a GPT",
-				(unsigned long long)disk_sectors);
+		                (unsigned long long)disk_sectors);
 	if (n_parts > IB_GPT_ENTRIES)
 		return ib_error(ctx, IB_E_SPEC, "too many partitions: %zu", n_parts);
 
 	_cleanup_free_ uint8_t *array = xcalloc(1, array_len);
 	for (size_t i = 0; i < n_parts; i++) {
 		const struct ib_gpt_part *p = &parts[i];
-		if (p->first_lba < IB_GPT_FIRST_USABLE || p->last_lba > IB_GPT_LAST_USABLE(disk_sectors) ||
-		    p->first_lba > p->last_lba)
+		if (p->first_lba < IB_GPT_FIRST_USABLE ||
+		    p->last_lba > IB_GPT_LAST_USABLE(disk_sectors) || p->first_lba > p->last_lba)
 			return ib_error(ctx, IB_E_SPEC,
-					"partition %zu (LBA %llu-%llu) lies outside the usable range %u-%llu",
-					i + 1, (unsigned long long)p->first_lba,
-					(unsigned long long)p->last_lba, IB_GPT_FIRST_USABLE,
-					(unsigned long long)IB_GPT_LAST_USABLE(disk_sectors));
+			                "partition %zu (LBA %llu-%llu) lies outside the usable "
+			                "range %u-%llu",
+			                i + 1, (unsigned long long)p->first_lba,
+			                (unsigned long long)p->last_lba, IB_GPT_FIRST_USABLE,
+			                (unsigned long long)IB_GPT_LAST_USABLE(disk_sectors));
 		for (size_t j = 0; j < i; j++)
 			if (p->first_lba <= parts[j].last_lba && parts[j].first_lba <= p->last_lba)
-				return ib_error(ctx, IB_E_SPEC, "partitions %zu and %zu overlap", j + 1,
-						i + 1);
+				return ib_error(ctx, IB_E_SPEC, "partitions %zu and %zu overlap",
+				                j + 1, i + 1);
 		const char *name = p->name ? p->name : "";
 		if (strlen(name) > 36)
-			return ib_error(ctx, IB_E_SPEC, "partition name '%s' is longer than 36 characters",
-					name);
+			return ib_error(ctx, IB_E_SPEC,
+			                "partition name '%s' is longer than 36 characters", name);
 		uint8_t *e = array + i * IB_GPT_ENTRY_SIZE;
 		memcpy(e, p->type, 16);
 		memcpy(e + 16, p->uuid, 16);

@@ -3,13 +3,13 @@
 
 #include "util/ctx.h"
 
-#define IB_SECTOR 512u
-#define IB_GPT_ENTRIES 128u    /* entries in the array, as every tool writes */
-#define IB_GPT_ENTRY_SIZE 128u
+#define IB_SECTOR            512u
+#define IB_GPT_ENTRIES       128u /* entries in the array, as every tool writes */
+#define IB_GPT_ENTRY_SIZE    128u
 #define IB_GPT_ARRAY_SECTORS (IB_GPT_ENTRIES * IB_GPT_ENTRY_SIZE / IB_SECTOR) /* 32 */
 /* First and last usable LBA of a disk of n sectors. */
-#define IB_GPT_FIRST_USABLE (2 + IB_GPT_ARRAY_SECTORS)
-#define IB_GPT_LAST_USABLE(n) ((n) - 2 - IB_GPT_ARRAY_SECTORS)
+#define IB_GPT_FIRST_USABLE   (2 + IB_GPT_ARRAY_SECTORS)
+#define IB_GPT_LAST_USABLE(n) ((n)-2 - IB_GPT_ARRAY_SECTORS)
 
 struct ib_gpt_part {
 	uint8_t type[16]; /* on-disk (mixed-endian) GUID bytes, see ib_guid_parse */
@@ -30,4 +30,4 @@ uint32_t ib_crc32(uint32_t crc, const void *data, size_t len);
  * the backup entries and header (the last 33 sectors) of a disk of disk_sectors sectors.
  * Partitions must lie inside the usable range and not overlap. path is for messages. */
 int ib_gpt_write(struct ib_ctx *ctx, int fd, const char *path, uint64_t disk_sectors,
-		 const uint8_t disk_guid[16], const struct ib_gpt_part *parts, size_t n_parts);
+                 const uint8_t disk_guid[16], const struct ib_gpt_part *parts, size_t n_parts);

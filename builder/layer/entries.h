@@ -8,9 +8,9 @@
 
 /* One tar entry before it is written. Strings are owned by the entry. */
 struct lentry {
-	char *path;   /* relative to the image root, no leading '/', never empty */
-	mode_t type;  /* S_IFREG, S_IFDIR or S_IFLNK */
-	mode_t perm;  /* permission bits */
+	char *path;  /* relative to the image root, no leading '/', never empty */
+	mode_t type; /* S_IFREG, S_IFDIR or S_IFLNK */
+	mode_t perm; /* permission bits */
 	uid_t uid;
 	gid_t gid;
 	char *source; /* S_IFREG: host file copied at write time; NULL when data holds it */
@@ -42,4 +42,4 @@ const struct lentry *lentries_find(const struct lentries *l, const char *path);
 /* Append the symlinks `systemctl enable` makes for every unit of the role to out.
  * es is the layer so far (sorted, merged), where unit files are looked up first. */
 int layer_enable_units(struct ib_ctx *ctx, const struct ib_layer_opts *opts,
-		       const struct lentries *es, struct lentries *out);
+                       const struct lentries *es, struct lentries *out);

@@ -97,8 +97,8 @@ static char *lentry_describe(const struct lentry *e)
 	if (e->why)
 		return xstrdup(e->why);
 	if (e->spec && e->spec->pos.file)
-		return xasprintf("the files: entry at %s:%d:%d", e->spec->pos.file, e->spec->pos.line,
-				 e->spec->pos.col);
+		return xasprintf("the files: entry at %s:%d:%d", e->spec->pos.file,
+		                 e->spec->pos.line, e->spec->pos.col);
 	if (e->spec)
 		return xasprintf("the files: entry for '%s'", e->spec->dest);
 	return xstrdup("imgbuild");
@@ -127,8 +127,8 @@ int lentries_sort_merge(struct ib_ctx *ctx, struct lentries *l)
 			}
 			_cleanup_free_ char *a = lentry_describe(prev);
 			_cleanup_free_ char *b = lentry_describe(cur);
-			r = ib_error(ctx, IB_E_SPEC, "'/%s' is written twice, by %s and by %s", cur->path, a,
-				     b);
+			r = ib_error(ctx, IB_E_SPEC, "'/%s' is written twice, by %s and by %s",
+			             cur->path, a, b);
 		}
 		if (w != i) {
 			l->v[w] = *cur;
@@ -169,8 +169,9 @@ static int check_parents(struct ib_ctx *ctx, const struct lentries *l)
 				_cleanup_free_ char *a = lentry_describe(up);
 				_cleanup_free_ char *b = lentry_describe(&l->v[i]);
 				return ib_error(ctx, IB_E_SPEC,
-						"'/%s' (from %s) is not a directory, but '/%s' (from %s) is below it",
-						up->path, a, l->v[i].path, b);
+				                "'/%s' (from %s) is not a directory, but '/%s' "
+				                "(from %s) is below it",
+				                up->path, a, l->v[i].path, b);
 			}
 		}
 	}
@@ -191,27 +192,30 @@ static int read_link(struct ib_ctx *ctx, const char *path, char **ret)
 	return 0;
 }
 
-static mode_t default_file_perm(mode_t st_mode) { return (st_mode & 0111) ? 0755 : 0644; }
+static mode_t default_file_perm(mode_t st_mode)
+{
+	return (st_mode & 0111) ? 0755 : 0644;
+}
 
 static void add_user(struct lentries *l, const struct ib_file_spec *fs, char *path, mode_t type,
-		     mode_t perm, char *source, char *link)
+                     mode_t perm, char *source, char *link)
 {
 	struct lentry e = {
-		.path = path,
-		.type = type,
-		.perm = perm,
-		.uid = fs->uid,
-		.gid = fs->gid,
-		.source = source,
-		.link = link,
-		.spec = fs,
+	        .path = path,
+	        .type = type,
+	        .perm = perm,
+	        .uid = fs->uid,
+	        .gid = fs->gid,
+	        .source = source,
+	        .link = link,
+	        .spec = fs,
 	};
 	lentries_add(l, &e);
 }
 
 /* Everything below host_dir, stored under rel_dir (relative, "" for the image root). */
 static int add_tree(struct ib_ctx *ctx, struct lentries *l, const struct ib_file_spec *fs,
-		    const char *host_dir, const char *rel_dir)
+                    const char *host_dir, const char *rel_dir)
 {
 	struct strv names = {0};
 	DIR *d = opendir(host_dir);
@@ -236,17 +240,19 @@ static int add_tree(struct ib_ctx *ctx, struct lentries *l, const struct ib_file
 		}
 		if (l->n >= LAYER_MAX_ENTRIES) {
 			r = ib_error(ctx, IB_E_SPEC, "'%s' holds more than %u entries", fs->source,
-				     LAYER_MAX_ENTRIES);
+			             LAYER_MAX_ENTRIES);
 			break;
 		}
 		_cleanup_free_ char *host = ib_path_join(host_dir, names.v[i]);
-		char *rel = *rel_dir ? xasprintf("%s/%s", rel_dir, names.v[i]) : xstrdup(names.v[i]);
+		char *rel =
+		        *rel_dir ? xasprintf("%s/%s", rel_dir, names.v[i]) : xstrdup(names.v[i]);
 		struct stat st;
 		if (lstat(host, &st) < 0) {
 			r = ib_error_errno(ctx, IB_E_IO, errno, "cannot read '%s'", host);
 			free(rel);
 		} else if (S_ISREG(st.st_mode)) {
-			add_user(l, fs, rel, S_IFREG, default_file_perm(st.st_mode), xstrdup(host), NULL);
+			add_user(l, fs, rel, S_IFREG, default_file_perm(st.st_mode), xstrdup(host),
+			         NULL);
 		} else if (S_ISLNK(st.st_mode)) {
 			char *target = NULL;
 			r = read_link(ctx, host, &target);
@@ -260,8 +266,9 @@ static int add_tree(struct ib_ctx *ctx, struct lentries *l, const struct ib_file
 			r = add_tree(ctx, l, fs, host, l->v[l->n - 1].path);
 		} else {
 			r = ib_error(ctx, IB_E_SPEC,
-				     "'%s' is not a regular file, a directory or a symlink: it cannot go into an image layer",
-				     host);
+			             "'%s' is not a regular file, a directory or a symlink: it "
+			             "cannot go into an image layer",
+			             host);
 			free(rel);
 		}
 	}
@@ -286,24 +293,24 @@ static int add_file_spec(struct ib_ctx *ctx, struct lentries *l, const struct ib
 	}
 	if (S_ISDIR(st.st_mode)) {
 		if (*rel)
-			add_user(l, fs, xstrdup(rel), S_IFDIR, fs->has_mode ? (fs->mode & 07777) : 0755,
-				 NULL, NULL);
+			add_user(l, fs, xstrdup(rel), S_IFDIR,
+			         fs->has_mode ? (fs->mode & 07777) : 0755, NULL, NULL);
 		return add_tree(ctx, l, fs, fs->source, rel);
 	}
 	return ib_error(ctx, IB_E_SPEC, "'%s' is not a regular file or a directory", fs->source);
 }
 
 static void add_builtin(struct lentries *l, char *path, mode_t perm, char *source, char *data,
-			size_t len, char *why)
+                        size_t len, char *why)
 {
 	struct lentry e = {
-		.path = path,
-		.type = S_IFREG,
-		.perm = perm,
-		.source = source,
-		.data = data,
-		.len = len,
-		.why = why,
+	        .path = path,
+	        .type = S_IFREG,
+	        .perm = perm,
+	        .source = source,
+	        .data = data,
+	        .len = len,
+	        .why = why,
 	};
 	lentries_add(l, &e);
 }
@@ -319,7 +326,7 @@ static int collect(struct ib_ctx *ctx, const struct ib_layer_opts *opts, struct 
 
 	char *name = xasprintf("%s\n", res->role->name);
 	add_builtin(l, xstrdup("etc/imgbuild/role"), 0644, NULL, name, strlen(name),
-		    xstrdup("imgbuild (the role name)"));
+	            xstrdup("imgbuild (the role name)"));
 
 	/* Names sort in run order: "10-", "20-"... and, past nine scripts, a wider number for
 	 * every script ("010-"...) so that "100-" does not sort before "20-". */
@@ -332,12 +339,16 @@ static int collect(struct ib_ctx *ctx, const struct ib_layer_opts *opts, struct 
 		base = base ? base + 1 : src;
 		struct stat st;
 		if (stat(src, &st) < 0)
-			return ib_error_errno(ctx, IB_E_IO, errno, "cannot read first-boot script '%s'", src);
+			return ib_error_errno(ctx, IB_E_IO, errno,
+			                      "cannot read first-boot script '%s'", src);
 		if (!S_ISREG(st.st_mode))
-			return ib_error(ctx, IB_E_SPEC, "first-boot script '%s' is not a regular file", src);
-		add_builtin(l, xasprintf("usr/lib/imgbuild/firstboot.d/%0*zu-%s", width, (i + 1) * 10, base),
-			    0755, xstrdup(src), NULL, 0,
-			    xasprintf("imgbuild (first-boot script '%s')", src));
+			return ib_error(ctx, IB_E_SPEC,
+			                "first-boot script '%s' is not a regular file", src);
+		add_builtin(l,
+		            xasprintf("usr/lib/imgbuild/firstboot.d/%0*zu-%s", width, (i + 1) * 10,
+		                      base),
+		            0755, xstrdup(src), NULL, 0,
+		            xasprintf("imgbuild (first-boot script '%s')", src));
 	}
 
 	if (res->n_cloud_init > 0) {
@@ -346,8 +357,8 @@ static int collect(struct ib_ctx *ctx, const struct ib_layer_opts *opts, struct 
 		for (size_t i = 0; i < res->n_cloud_init; i++)
 			sb_adds(&sb, res->cloud_init[i]->yaml);
 		size_t len = sb.len;
-		add_builtin(l, xstrdup("etc/cloud/cloud.cfg.d/90-imgbuild.cfg"), 0644, NULL, sb_take(&sb),
-			    len, xstrdup("imgbuild (the cloud_init settings)"));
+		add_builtin(l, xstrdup("etc/cloud/cloud.cfg.d/90-imgbuild.cfg"), 0644, NULL,
+		            sb_take(&sb), len, xstrdup("imgbuild (the cloud_init settings)"));
 	}
 	return 0;
 }
@@ -355,7 +366,7 @@ static int collect(struct ib_ctx *ctx, const struct ib_layer_opts *opts, struct 
 /* ---- writing ---- */
 
 static int copy_file(struct ib_ctx *ctx, struct archive *a, struct archive_entry *ae,
-		     const struct lentry *e, const char *tmp)
+                     const struct lentry *e, const char *tmp)
 {
 	_cleanup_close_ int fd = open(e->source, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
@@ -367,7 +378,8 @@ static int copy_file(struct ib_ctx *ctx, struct archive *a, struct archive_entry
 		return ib_error(ctx, IB_E_IO, "'%s' is no longer a regular file", e->source);
 	archive_entry_set_size(ae, st.st_size);
 	if (archive_write_header(a, ae) < ARCHIVE_WARN)
-		return ib_error(ctx, IB_E_LIB, "cannot write '%s': %s", tmp, archive_error_string(a));
+		return ib_error(ctx, IB_E_LIB, "cannot write '%s': %s", tmp,
+		                archive_error_string(a));
 	char buf[65536];
 	off_t left = st.st_size;
 	while (left > 0) {
@@ -377,16 +389,18 @@ static int copy_file(struct ib_ctx *ctx, struct archive *a, struct archive_entry
 		if (n < 0)
 			return ib_error_errno(ctx, IB_E_IO, errno, "cannot read '%s'", e->source);
 		if (n == 0)
-			return ib_error(ctx, IB_E_IO, "'%s' shrank while it was being read", e->source);
+			return ib_error(ctx, IB_E_IO, "'%s' shrank while it was being read",
+			                e->source);
 		if (archive_write_data(a, buf, (size_t)n) != n)
-			return ib_error(ctx, IB_E_LIB, "cannot write '%s': %s", tmp, archive_error_string(a));
+			return ib_error(ctx, IB_E_LIB, "cannot write '%s': %s", tmp,
+			                archive_error_string(a));
 		left -= n;
 	}
 	return 0;
 }
 
-static int write_entry(struct ib_ctx *ctx, struct archive *a, const struct lentry *e,
-		       time_t mtime, const char *tmp)
+static int write_entry(struct ib_ctx *ctx, struct archive *a, const struct lentry *e, time_t mtime,
+                       const char *tmp)
 {
 	struct archive_entry *ae = archive_entry_new();
 	if (!ae)
@@ -405,17 +419,19 @@ static int write_entry(struct ib_ctx *ctx, struct archive *a, const struct lentr
 			archive_entry_copy_symlink(ae, e->link);
 		archive_entry_set_size(ae, e->type == S_IFREG ? (la_int64_t)e->len : 0);
 		if (archive_write_header(a, ae) < ARCHIVE_WARN)
-			r = ib_error(ctx, IB_E_LIB, "cannot write '%s': %s", tmp, archive_error_string(a));
+			r = ib_error(ctx, IB_E_LIB, "cannot write '%s': %s", tmp,
+			             archive_error_string(a));
 		else if (e->type == S_IFREG && e->len > 0 &&
-			 archive_write_data(a, e->data, e->len) != (la_ssize_t)e->len)
-			r = ib_error(ctx, IB_E_LIB, "cannot write '%s': %s", tmp, archive_error_string(a));
+		         archive_write_data(a, e->data, e->len) != (la_ssize_t)e->len)
+			r = ib_error(ctx, IB_E_LIB, "cannot write '%s': %s", tmp,
+			             archive_error_string(a));
 	}
 	archive_entry_free(ae);
 	return r;
 }
 
 static int write_tar(struct ib_ctx *ctx, const struct lentries *l, time_t mtime, int fd,
-		     const char *tmp)
+                     const char *tmp)
 {
 	struct archive *a = archive_write_new();
 	if (!a)
@@ -424,7 +440,8 @@ static int write_tar(struct ib_ctx *ctx, const struct lentries *l, time_t mtime,
 	/* pax_restricted: plain ustar headers, an extended header only for what ustar cannot
 	 * hold (long names, big ids), and none of the per-run attributes full pax adds. */
 	if (archive_write_set_format_pax_restricted(a) != ARCHIVE_OK ||
-	    archive_write_add_filter_none(a) != ARCHIVE_OK || archive_write_open_fd(a, fd) != ARCHIVE_OK) {
+	    archive_write_add_filter_none(a) != ARCHIVE_OK ||
+	    archive_write_open_fd(a, fd) != ARCHIVE_OK) {
 		r = ib_error(ctx, IB_E_LIB, "cannot write '%s': %s", tmp, archive_error_string(a));
 		archive_write_free(a);
 		return r;
@@ -481,7 +498,8 @@ int ib_layer_build(struct ib_ctx *ctx, const struct ib_layer_opts *opts, const c
 		if (close(fd) < 0 && r == 0)
 			r = ib_error_errno(ctx, IB_E_IO, errno, "cannot write '%s'", tmp);
 		if (r == 0 && rename(tmp, out_tar) < 0)
-			r = ib_error_errno(ctx, IB_E_IO, errno, "cannot rename '%s' to '%s'", tmp, out_tar);
+			r = ib_error_errno(ctx, IB_E_IO, errno, "cannot rename '%s' to '%s'", tmp,
+			                   out_tar);
 		if (r < 0)
 			unlink(tmp);
 	}

@@ -9,22 +9,22 @@
 #include "util/strbuf.h"
 
 #define MAX_SYMLINK_HOPS 40
-#define MAX_UNIT_FILE (1u << 20)
-#define MAX_UNIT_NAME 255
+#define MAX_UNIT_FILE    (1u << 20)
+#define MAX_UNIT_NAME    255
 
 /* systemd's unit search path on Debian 12, highest precedence first. Its systemd is built
  * with rootprefix=/, so /lib/systemd/system comes before /usr/lib/systemd/system and a unit
  * reached through the usrmerge symlink is linked as /lib/systemd/system/<unit>. */
 static const char *const unit_dirs[] = {
-	"/etc/systemd/system",
-	"/usr/local/lib/systemd/system",
-	"/lib/systemd/system",
-	"/usr/lib/systemd/system",
+        "/etc/systemd/system",
+        "/usr/local/lib/systemd/system",
+        "/lib/systemd/system",
+        "/usr/lib/systemd/system",
 };
 
 static const char *const unit_types[] = {
-	".service", ".socket", ".target", ".device", ".mount", ".automount",
-	".swap", ".timer", ".path", ".slice", ".scope",
+        ".service", ".socket", ".target", ".device", ".mount", ".automount",
+        ".swap",    ".timer",  ".path",   ".slice",  ".scope",
 };
 
 enum { FOUND = 0, ABSENT = 1, MASKED = 2 };
@@ -79,7 +79,10 @@ static int unit_name_parse(const char *name, struct unit_name *ret)
 	return 0;
 }
 
-static int is_template(const struct unit_name *n) { return n->instance && !*n->instance; }
+static int is_template(const struct unit_name *n)
+{
+	return n->instance && !*n->instance;
+}
 
 /* ---- looking files up in the image to be ---- */
 
@@ -143,8 +146,8 @@ static int tree_resolve(struct ib_ctx *ctx, const char *root, const char *abs, c
 		if (!S_ISLNK(st.st_mode))
 			continue;
 		if (++hops > MAX_SYMLINK_HOPS) {
-			r = ib_error(ctx, IB_E_SPEC, "too many levels of symlinks in '%s' under '%s'", abs,
-				     root);
+			r = ib_error(ctx, IB_E_SPEC,
+			             "too many levels of symlinks in '%s' under '%s'", abs, root);
 			break;
 		}
 		_cleanup_free_ char *target = NULL;
@@ -194,19 +197,21 @@ static int image_read(struct unit_ctx *u, const char *abs, int hops, char **ret_
 			return r;
 		if (r == FOUND) {
 			_cleanup_free_ char *canon =
-				*cdir ? xasprintf("%s/%s", cdir, strrchr(abs, '/') + 1) : xstrdup(rel);
+			        *cdir ? xasprintf("%s/%s", cdir, strrchr(abs, '/') + 1)
+			              : xstrdup(rel);
 			e = lentries_find(u->es, canon);
 		}
 	}
 	if (e) {
 		if (e->type == S_IFDIR)
-			return ib_error(u->ctx, IB_E_SPEC, "'%s' is a directory, not a unit file", abs);
+			return ib_error(u->ctx, IB_E_SPEC, "'%s' is a directory, not a unit file",
+			                abs);
 		if (e->type == S_IFLNK) {
 			if (streq(e->link, "/dev/null"))
 				return MASKED;
 			_cleanup_free_ char *dir = dir_of(abs);
 			_cleanup_free_ char *next =
-				e->link[0] == '/' ? xstrdup(e->link) : ib_path_join(dir, e->link);
+			        e->link[0] == '/' ? xstrdup(e->link) : ib_path_join(dir, e->link);
 			return image_read(u, next, hops + 1, ret_text);
 		}
 		if (e->data) {
@@ -226,7 +231,8 @@ static int image_read(struct unit_ctx *u, const char *abs, int hops, char **ret_
 	if (stat(host, &st) < 0)
 		return ib_error_errno(u->ctx, IB_E_IO, errno, "cannot read '%s'", host);
 	if (!S_ISREG(st.st_mode))
-		return ib_error(u->ctx, IB_E_SPEC, "'%s' is not a regular file, not a unit file", abs);
+		return ib_error(u->ctx, IB_E_SPEC, "'%s' is not a regular file, not a unit file",
+		                abs);
 	return ib_read_file(u->ctx, host, MAX_UNIT_FILE, ret_text, NULL);
 }
 
@@ -270,8 +276,8 @@ static void install_release(struct install *ii)
 
 /* The specifiers that follow from the unit name; the rest (%H, %m, %b...) describe the
  * running machine and have no value at build time. */
-static int expand(struct ib_ctx *ctx, const char *unit, const struct unit_name *nm,
-		  const char *in, char **ret)
+static int expand(struct ib_ctx *ctx, const char *unit, const struct unit_name *nm, const char *in,
+                  char **ret)
 {
 	struct strbuf sb = STRBUF_INIT;
 	for (const char *p = in; *p; p++) {
@@ -281,21 +287,11 @@ static int expand(struct ib_ctx *ctx, const char *unit, const struct unit_name *
 		}
 		p++;
 		switch (*p) {
-		case '%':
-			sb_addc(&sb, '%');
-			break;
-		case 'n':
-			sb_adds(&sb, unit);
-			break;
-		case 'N':
-			sb_add(&sb, unit, strlen(unit) - strlen(nm->suffix));
-			break;
-		case 'p':
-			sb_adds(&sb, nm->prefix);
-			break;
-		case 'i':
-			sb_adds(&sb, nm->instance ? nm->instance : "");
-			break;
+		case '%': sb_addc(&sb, '%'); break;
+		case 'n': sb_adds(&sb, unit); break;
+		case 'N': sb_add(&sb, unit, strlen(unit) - strlen(nm->suffix)); break;
+		case 'p': sb_adds(&sb, nm->prefix); break;
+		case 'i': sb_adds(&sb, nm->instance ? nm->instance : ""); break;
 		case 'j': {
 			const char *dash = strrchr(nm->prefix, '-');
 			sb_adds(&sb, dash ? dash + 1 : nm->prefix);
@@ -304,11 +300,13 @@ static int expand(struct ib_ctx *ctx, const char *unit, const struct unit_name *
 		default:
 			sb_release(&sb);
 			if (!*p)
-				return ib_error(ctx, IB_E_SPEC, "unit '%s': a lone '%%' in its [Install] section",
-						unit);
+				return ib_error(ctx, IB_E_SPEC,
+				                "unit '%s': a lone '%%' in its [Install] section",
+				                unit);
 			return ib_error(ctx, IB_E_SPEC,
-					"unit '%s': specifier '%%%c' in its [Install] section has no value at build time",
-					unit, *p);
+			                "unit '%s': specifier '%%%c' in its [Install] section has "
+			                "no value at build time",
+			                unit, *p);
 		}
 	}
 	*ret = sb_take(&sb);
@@ -326,7 +324,7 @@ static char *strip(char *s)
 }
 
 static int install_list(struct ib_ctx *ctx, const char *unit, const struct unit_name *nm,
-			const char *key, char *val, struct strv *list)
+                        const char *key, char *val, struct strv *list)
 {
 	/* As in systemd, an empty assignment resets the list built so far. */
 	if (!*val) {
@@ -341,8 +339,9 @@ static int install_list(struct ib_ctx *ctx, const char *unit, const struct unit_
 			return r;
 		struct unit_name check = {0};
 		if (unit_name_parse(x, &check) < 0)
-			return ib_error(ctx, IB_E_SPEC, "unit '%s': '%s' in %s= is not a valid unit name",
-					unit, x, key);
+			return ib_error(ctx, IB_E_SPEC,
+			                "unit '%s': '%s' in %s= is not a valid unit name", unit, x,
+			                key);
 		unit_name_release(&check);
 		if (!strv_contains(list, x))
 			strv_push(list, x);
@@ -351,7 +350,7 @@ static int install_list(struct ib_ctx *ctx, const char *unit, const struct unit_
 }
 
 static int install_line(struct ib_ctx *ctx, const char *unit, const struct unit_name *nm, char *s,
-			int *in_install, struct install *ii)
+                        int *in_install, struct install *ii)
 {
 	s = strip(s);
 	if (!*s)
@@ -393,7 +392,7 @@ static int install_line(struct ib_ctx *ctx, const char *unit, const struct unit_
 /* Unit file syntax as systemd reads it: sections, "#" and ";" comments, a trailing
  * backslash continuing a line (comment lines inside a continuation are skipped). */
 static int parse_install(struct ib_ctx *ctx, const char *unit, const struct unit_name *nm,
-			 const char *text, struct install *ii)
+                         const char *text, struct install *ii)
 {
 	struct strbuf line = STRBUF_INIT;
 	int in_install = 0, r = 0;
@@ -428,11 +427,11 @@ static int parse_install(struct ib_ctx *ctx, const char *unit, const struct unit
 static void add_link(struct unit_ctx *u, char *path, const char *target, const char *unit)
 {
 	struct lentry e = {
-		.path = path,
-		.type = S_IFLNK,
-		.perm = 0777,
-		.link = xstrdup(target),
-		.why = xasprintf("enabling unit '%s'", unit),
+	        .path = path,
+	        .type = S_IFLNK,
+	        .perm = 0777,
+	        .link = xstrdup(target),
+	        .why = xasprintf("enabling unit '%s'", unit),
 	};
 	lentries_add(u->out, &e);
 }
@@ -440,24 +439,26 @@ static void add_link(struct unit_ctx *u, char *path, const char *target, const c
 /* The name an Alias= gives this unit: a template alias of an instance takes its instance,
  * as systemctl does; otherwise template-ness and type must match. */
 static int alias_name(struct ib_ctx *ctx, const char *unit, const struct unit_name *nm,
-		      const char *alias, char **ret)
+                      const char *alias, char **ret)
 {
 	struct unit_name an = {0};
 	if (unit_name_parse(alias, &an) < 0)
-		return ib_error(ctx, IB_E_SPEC, "unit '%s': Alias=%s is not a valid unit name", unit, alias);
+		return ib_error(ctx, IB_E_SPEC, "unit '%s': Alias=%s is not a valid unit name",
+		                unit, alias);
 	int r = 0;
 	if (!streq(an.suffix, nm->suffix))
-		r = ib_error(ctx, IB_E_SPEC, "unit '%s': Alias=%s is not of the same unit type", unit,
-			     alias);
+		r = ib_error(ctx, IB_E_SPEC, "unit '%s': Alias=%s is not of the same unit type",
+		             unit, alias);
 	else if (!an.instance != !nm->instance)
 		r = ib_error(ctx, IB_E_SPEC,
-			     "unit '%s': Alias=%s: aliases of template units must be templates and only of them",
-			     unit, alias);
+		             "unit '%s': Alias=%s: aliases of template units must be templates and "
+		             "only of them",
+		             unit, alias);
 	else if (is_template(&an) && !is_template(nm))
 		*ret = xasprintf("%s@%s%s", an.prefix, nm->instance, an.suffix);
 	else if (!is_template(&an) && is_template(nm))
-		r = ib_error(ctx, IB_E_SPEC, "unit '%s': Alias=%s names an instance of a template", unit,
-			     alias);
+		r = ib_error(ctx, IB_E_SPEC, "unit '%s': Alias=%s names an instance of a template",
+		             unit, alias);
 	else
 		*ret = xstrdup(alias);
 	unit_name_release(&an);
@@ -467,7 +468,7 @@ static int alias_name(struct ib_ctx *ctx, const char *unit, const struct unit_na
 static int enable(struct unit_ctx *u, const char *name);
 
 static int enable_found(struct unit_ctx *u, const char *name, const struct unit_name *nm,
-			const char *path, const struct install *ii)
+                        const char *path, const struct install *ii)
 {
 	struct ib_ctx *ctx = u->ctx;
 	/* A template enabled by its bare name stands for its default instance. */
@@ -475,13 +476,16 @@ static int enable_found(struct unit_ctx *u, const char *name, const struct unit_
 	if (is_template(nm)) {
 		if (!ii->default_instance)
 			return ib_error(ctx, IB_E_SPEC,
-					"unit '%s' is a template without DefaultInstance=: enable an instance such as '%s@name%s'",
-					name, nm->prefix, nm->suffix);
+			                "unit '%s' is a template without DefaultInstance=: enable "
+			                "an instance such as '%s@name%s'",
+			                name, nm->prefix, nm->suffix);
 		inst = xasprintf("%s@%s%s", nm->prefix, ii->default_instance, nm->suffix);
 		struct unit_name check = {0};
 		if (unit_name_parse(inst, &check) < 0)
-			return ib_error(ctx, IB_E_SPEC, "unit '%s': DefaultInstance= makes '%s', not a valid unit name",
-					name, inst);
+			return ib_error(
+			        ctx, IB_E_SPEC,
+			        "unit '%s': DefaultInstance= makes '%s', not a valid unit name",
+			        name, inst);
 		unit_name_release(&check);
 	} else {
 		inst = xstrdup(name);
@@ -491,15 +495,17 @@ static int enable_found(struct unit_ctx *u, const char *name, const struct unit_
 		size_t off;
 		const char *dir_suffix;
 	} deps[] = {
-		{offsetof(struct install, wanted_by), ".wants"},
-		{offsetof(struct install, required_by), ".requires"},
-		{offsetof(struct install, upheld_by), ".upholds"},
+	        {offsetof(struct install, wanted_by), ".wants"},
+	        {offsetof(struct install, required_by), ".requires"},
+	        {offsetof(struct install, upheld_by), ".upholds"},
 	};
 	for (size_t d = 0; d < ARRAY_SIZE(deps); d++) {
 		const struct strv *list = (const struct strv *)((const char *)ii + deps[d].off);
 		for (size_t i = 0; i < list->n; i++)
-			add_link(u, xasprintf("etc/systemd/system/%s%s/%s", list->v[i], deps[d].dir_suffix, inst),
-				 path, name);
+			add_link(u,
+			         xasprintf("etc/systemd/system/%s%s/%s", list->v[i],
+			                   deps[d].dir_suffix, inst),
+			         path, name);
 	}
 	for (size_t i = 0; i < ii->alias.n; i++) {
 		_cleanup_free_ char *a = NULL;
@@ -516,8 +522,9 @@ static int enable_found(struct unit_ctx *u, const char *name, const struct unit_
 	}
 	if (ii->wanted_by.n + ii->required_by.n + ii->upheld_by.n + ii->alias.n + ii->also.n == 0)
 		return ib_error(ctx, IB_E_SPEC,
-				"unit '%s' has nothing to enable in its [Install] section (no WantedBy=, RequiredBy=, Alias= or Also=)",
-				name);
+		                "unit '%s' has nothing to enable in its [Install] section (no "
+		                "WantedBy=, RequiredBy=, Alias= or Also=)",
+		                name);
 	return 0;
 }
 
@@ -525,7 +532,8 @@ static int enable(struct unit_ctx *u, const char *given)
 {
 	struct ib_ctx *ctx = u->ctx;
 	/* systemctl takes "ssh" for "ssh.service". */
-	_cleanup_free_ char *name = strchr(given, '.') ? xstrdup(given) : xasprintf("%s.service", given);
+	_cleanup_free_ char *name =
+	        strchr(given, '.') ? xstrdup(given) : xasprintf("%s.service", given);
 	if (strv_contains(&u->seen, name))
 		return 0;
 	strv_push(&u->seen, name);
@@ -543,16 +551,19 @@ static int enable(struct unit_ctx *u, const char *given)
 	if (r < 0)
 		return r;
 	if (r == ABSENT)
-		return ib_error(ctx, IB_E_SPEC, "unit '%s' not found in the role's files or the root filesystem",
-				name);
+		return ib_error(ctx, IB_E_SPEC,
+		                "unit '%s' not found in the role's files or the root filesystem",
+		                name);
 	if (r == MASKED)
-		return ib_error(ctx, IB_E_SPEC, "unit '%s' is masked (linked to /dev/null), it cannot be enabled",
-				name);
+		return ib_error(ctx, IB_E_SPEC,
+		                "unit '%s' is masked (linked to /dev/null), it cannot be enabled",
+		                name);
 
 	struct install ii = {0};
 	r = parse_install(ctx, name, &nm, text, &ii);
 	if (r == 0 && !ii.has_section)
-		r = ib_error(ctx, IB_E_SPEC, "unit '%s' has no [Install] section, it cannot be enabled", name);
+		r = ib_error(ctx, IB_E_SPEC,
+		             "unit '%s' has no [Install] section, it cannot be enabled", name);
 	if (r == 0)
 		r = enable_found(u, name, &nm, path, &ii);
 	install_release(&ii);
@@ -560,13 +571,13 @@ static int enable(struct unit_ctx *u, const char *given)
 }
 
 int layer_enable_units(struct ib_ctx *ctx, const struct ib_layer_opts *opts,
-		       const struct lentries *es, struct lentries *out)
+                       const struct lentries *es, struct lentries *out)
 {
 	struct unit_ctx u = {
-		.ctx = ctx,
-		.root = opts->rootfs_tree,
-		.es = es,
-		.out = out,
+	        .ctx = ctx,
+	        .root = opts->rootfs_tree,
+	        .es = es,
+	        .out = out,
 	};
 	int r = 0;
 	const struct strv *units = &opts->role->units;

@@ -15,8 +15,8 @@
 #include "util/tmpreg.h"
 
 static const char *const stage_names[IB_STAGE__MAX] = {
-	[IB_STAGE_ROOTFS] = "rootfs", [IB_STAGE_LAYER] = "layer", [IB_STAGE_DISK] = "disk",
-	[IB_STAGE_QCOW2] = "qcow2",   [IB_STAGE_MANIFEST] = "manifest",
+        [IB_STAGE_ROOTFS] = "rootfs", [IB_STAGE_LAYER] = "layer",       [IB_STAGE_DISK] = "disk",
+        [IB_STAGE_QCOW2] = "qcow2",   [IB_STAGE_MANIFEST] = "manifest",
 };
 
 const char *ib_stage_name(enum ib_stage s)
@@ -71,12 +71,15 @@ static char *stamp_text(const struct job *j, const char *digest)
 		if (stat(p, &st) < 0)
 			continue;
 		sb_addf(&sb, "%s %lld %lld.%09ld\n", suffixes[i], (long long)st.st_size,
-			(long long)st.st_mtim.tv_sec, st.st_mtim.tv_nsec);
+		        (long long)st.st_mtim.tv_sec, st.st_mtim.tv_nsec);
 	}
 	return sb_take(&sb);
 }
 
-static int wanted(const struct job *j, unsigned fmt) { return (j->opts->project->formats & fmt) != 0; }
+static int wanted(const struct job *j, unsigned fmt)
+{
+	return (j->opts->project->formats & fmt) != 0;
+}
 
 static int up_to_date(struct job *j)
 {
@@ -87,7 +90,7 @@ static int up_to_date(struct job *j)
 	if (ib_read_file(&quiet, stamp, 1 << 16, &old, NULL) < 0)
 		return 0;
 	_cleanup_free_ char *raw = out_path(j, ".raw"), *q = out_path(j, ".qcow2"),
-			     *m = out_path(j, ".manifest.json");
+	                    *m = out_path(j, ".manifest.json");
 	if (!ib_exists(m) || ib_exists(raw) != wanted(j, IB_FMT_RAW) ||
 	    ib_exists(q) != wanted(j, IB_FMT_QCOW2))
 		return 0;
@@ -98,10 +101,10 @@ static int up_to_date(struct job *j)
 static int do_rootfs(struct job *j)
 {
 	struct ib_rootfs_opts ro = {
-		.project = j->opts->project,
-		.role = j->role,
-		.cache_dir = j->opts->cache_dir,
-		.epoch = j->opts->epoch,
+	        .project = j->opts->project,
+	        .role = j->role,
+	        .cache_dir = j->opts->cache_dir,
+	        .epoch = j->opts->epoch,
 	};
 	_cleanup_free_ char *tar = NULL;
 	int r = ib_rootfs_get(&j->ctx, &ro, &tar, &j->res->rootfs_reused);
@@ -117,10 +120,10 @@ static int do_layer(struct job *j)
 {
 	_cleanup_free_ char *tar = ib_path_join(j->work, "layer.tar");
 	struct ib_layer_opts lo = {
-		.project = j->opts->project,
-		.role = j->role,
-		.rootfs_tree = j->tree,
-		.mtime = j->opts->epoch,
+	        .project = j->opts->project,
+	        .role = j->role,
+	        .rootfs_tree = j->tree,
+	        .mtime = j->opts->epoch,
 	};
 	int r = ib_layer_build(&j->ctx, &lo, tar);
 	if (r < 0)
@@ -138,12 +141,12 @@ static int do_disk(struct job *j)
 {
 	_cleanup_free_ char *seed = xasprintf("%s:%s", j->role->role->name, j->rootfs_key);
 	struct ib_disk_opts d = {
-		.tree = j->tree,
-		.out_raw = j->raw,
-		.workdir = j->work,
-		.size = j->role->disk_size,
-		.seed = seed,
-		.mtime = j->opts->epoch,
+	        .tree = j->tree,
+	        .out_raw = j->raw,
+	        .workdir = j->work,
+	        .size = j->role->disk_size,
+	        .seed = seed,
+	        .mtime = j->opts->epoch,
 	};
 	int r = ib_disk_assemble(&j->ctx, &d, &j->layout);
 	if (r < 0)
@@ -155,14 +158,14 @@ static int do_disk(struct job *j)
 static int do_manifest(struct job *j)
 {
 	struct ib_manifest m = {
-		.project = j->opts->project,
-		.role = j->role,
-		.digest = j->res->digest,
-		.rootfs_key = j->rootfs_key,
-		.epoch = (long long)j->opts->epoch,
-		.layout = &j->layout,
-		.packages = j->pkgs,
-		.n_packages = j->n_pkgs,
+	        .project = j->opts->project,
+	        .role = j->role,
+	        .digest = j->res->digest,
+	        .rootfs_key = j->rootfs_key,
+	        .epoch = (long long)j->opts->epoch,
+	        .layout = &j->layout,
+	        .packages = j->pkgs,
+	        .n_packages = j->n_pkgs,
 	};
 	_cleanup_free_ char *raw_name = xasprintf("%s.raw", j->role->role->name);
 	_cleanup_free_ char *q_name = xasprintf("%s.qcow2", j->role->role->name);
@@ -198,9 +201,9 @@ static int commit(struct job *j)
 		const char *suffix;
 		int want;
 	} moves[] = {
-		{j->raw, ".raw", wanted(j, IB_FMT_RAW)},
-		{j->qcow2, ".qcow2", wanted(j, IB_FMT_QCOW2)},
-		{j->manifest, ".manifest.json", 1},
+	        {j->raw, ".raw", wanted(j, IB_FMT_RAW)},
+	        {j->qcow2, ".qcow2", wanted(j, IB_FMT_QCOW2)},
+	        {j->manifest, ".manifest.json", 1},
 	};
 	int r = 0;
 	ib_commit_lock();
@@ -211,7 +214,8 @@ static int commit(struct job *j)
 			continue;
 		}
 		if (rename(moves[i].from, to) < 0)
-			r = ib_error_errno(&j->ctx, IB_E_IO, errno, "cannot move '%s' into place", to);
+			r = ib_error_errno(&j->ctx, IB_E_IO, errno, "cannot move '%s' into place",
+			                   to);
 	}
 	if (r == 0) {
 		_cleanup_free_ char *stamp = out_path(j, ".stamp");
@@ -365,7 +369,7 @@ static void *worker(void *arg)
 }
 
 int ib_build_roles(struct ib_ctx *ctx, const struct ib_build_opts *opts, const char *const *roles,
-		   size_t n, struct ib_role_result *results)
+                   size_t n, struct ib_role_result *results)
 {
 	int r = ib_mkdir_p(ctx, opts->out_dir, 0755);
 	if (r < 0)
@@ -396,7 +400,7 @@ int ib_build_roles(struct ib_ctx *ctx, const struct ib_build_opts *opts, const c
 	for (size_t i = 0; i < n; i++) {
 		if (results[i].rc < 0) {
 			ib_error(ctx, (ib_code)-results[i].rc, "building '%s': %s", results[i].role,
-				 results[i].err);
+			         results[i].err);
 			return results[i].rc;
 		}
 	}

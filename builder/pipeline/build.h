@@ -44,9 +44,9 @@ struct ib_role_result {
 /* Build the named roles, opts->jobs at a time. results[i] belongs to roles[i]. Returns 0
  * when all succeeded, else the first failure's code (and records its message on ctx). */
 int ib_build_roles(struct ib_ctx *ctx, const struct ib_build_opts *opts, const char *const *roles,
-		   size_t n, struct ib_role_result *results);
+                   size_t n, struct ib_role_result *results);
 
 /* The digest of everything a role's image is made from: the tool version, the root
  * filesystem key, the resolved role and the contents of every file it adds. */
 int ib_role_digest(struct ib_ctx *ctx, const struct ib_project *p, const struct ib_resolved *r,
-		   const char *rootfs_key, time_t epoch, char out[65]);
+                   const char *rootfs_key, time_t epoch, char out[65]);

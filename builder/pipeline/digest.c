@@ -67,7 +67,7 @@ static int hash_path(struct ib_ctx *ctx, struct ib_sha256 *h, const char *path, 
 }
 
 int ib_role_digest(struct ib_ctx *ctx, const struct ib_project *p, const struct ib_resolved *res,
-		   const char *rootfs_key, time_t epoch, char out[65])
+                   const char *rootfs_key, time_t epoch, char out[65])
 {
 	struct ib_sha256 h;
 	char tmp[64];
@@ -79,14 +79,14 @@ int ib_role_digest(struct ib_ctx *ctx, const struct ib_project *p, const struct 
 	ib_sha256_field(&h, rootfs_key);
 	ib_sha256_field(&h, res->role->name);
 	snprintf(tmp, sizeof(tmp), "%lld %llu %u", (long long)epoch,
-		 (unsigned long long)res->disk_size, p->formats);
+	         (unsigned long long)res->disk_size, p->formats);
 	ib_sha256_field(&h, tmp);
 	for (size_t i = 0; i < res->n_chain; i++)
 		ib_sha256_field(&h, res->chain[i]->name);
 	for (size_t i = 0; i < res->n_files && r == 0; i++) {
 		const struct ib_file_spec *f = res->files[i];
 		snprintf(tmp, sizeof(tmp), "%o %d %u %u", (unsigned)f->mode, f->has_mode,
-			 (unsigned)f->uid, (unsigned)f->gid);
+		         (unsigned)f->uid, (unsigned)f->gid);
 		ib_sha256_field(&h, f->dest);
 		ib_sha256_field(&h, tmp);
 		r = hash_path(ctx, &h, f->source, 0);

@@ -59,7 +59,10 @@ static int resolve_in_root(struct ib_ctx *ctx, const char *root, const char *rel
 			ssize_t n = readlink(p.buf, target, sizeof(target) - 1);
 			sb_release(&p);
 			if (n < 0 || ++hops > MAX_SYMLINK_HOPS) {
-				r = ib_error(ctx, IB_E_IO, "cannot resolve '%s' inside the image: too many symlinks", rel);
+				r = ib_error(
+				        ctx, IB_E_IO,
+				        "cannot resolve '%s' inside the image: too many symlinks",
+				        rel);
 				free(c);
 				break;
 			}
@@ -70,7 +73,8 @@ static int resolve_in_root(struct ib_ctx *ctx, const char *root, const char *rel
 			}
 			struct strv fwd = {0};
 			char *save = NULL;
-			for (char *t = strtok_r(target, "/", &save); t; t = strtok_r(NULL, "/", &save))
+			for (char *t = strtok_r(target, "/", &save); t;
+			     t = strtok_r(NULL, "/", &save))
 				strv_push(&fwd, t);
 			for (size_t i = fwd.n; i > 0; i--)
 				strv_push(&todo, fwd.v[i - 1]);
@@ -114,7 +118,7 @@ int ib_tree_extract(struct ib_ctx *ctx, const char *tar, const char *tree, unsig
 	struct archive *out = archive_write_disk_new();
 	int r = 0;
 	int xflags = ARCHIVE_EXTRACT_OWNER | ARCHIVE_EXTRACT_PERM | ARCHIVE_EXTRACT_TIME |
-		     ARCHIVE_EXTRACT_XATTR | ARCHIVE_EXTRACT_ACL | ARCHIVE_EXTRACT_SECURE_NODOTDOT;
+	             ARCHIVE_EXTRACT_XATTR | ARCHIVE_EXTRACT_ACL | ARCHIVE_EXTRACT_SECURE_NODOTDOT;
 	if (flags & IB_EXTRACT_CONFINE)
 		xflags |= ARCHIVE_EXTRACT_UNLINK;
 
@@ -133,7 +137,8 @@ int ib_tree_extract(struct ib_ctx *ctx, const char *tar, const char *tree, unsig
 		if (ar == ARCHIVE_EOF)
 			break;
 		if (ar < ARCHIVE_WARN) {
-			r = ib_error(ctx, IB_E_IO, "cannot read '%s': %s", tar, archive_error_string(in));
+			r = ib_error(ctx, IB_E_IO, "cannot read '%s': %s", tar,
+			             archive_error_string(in));
 			goto out;
 		}
 		if (ib_interrupted) {
@@ -167,23 +172,25 @@ int ib_tree_extract(struct ib_ctx *ctx, const char *tar, const char *tree, unsig
 		ar = archive_write_header(out, e);
 		if (ar < ARCHIVE_WARN) {
 			r = ib_error(ctx, IB_E_IO, "cannot extract '%s' from '%s': %s", name, tar,
-				     archive_error_string(out));
+			             archive_error_string(out));
 			goto out;
 		}
 		if (archive_entry_size(e) > 0 && copy_data(in, out) != ARCHIVE_OK) {
 			r = ib_error(ctx, IB_E_IO, "cannot extract '%s' from '%s': %s", name, tar,
-				     archive_error_string(out));
+			             archive_error_string(out));
 			goto out;
 		}
 		if (archive_write_finish_entry(out) < ARCHIVE_WARN) {
-			r = ib_error(ctx, IB_E_IO, "cannot extract '%s': %s", name, archive_error_string(out));
+			r = ib_error(ctx, IB_E_IO, "cannot extract '%s': %s", name,
+			             archive_error_string(out));
 			goto out;
 		}
 		if ((++n & 1023) == 0)
 			ib_progress(ctx, "extract", n, 0);
 	}
 	if (archive_write_close(out) != ARCHIVE_OK)
-		r = ib_error(ctx, IB_E_IO, "cannot finish extracting '%s': %s", tar, archive_error_string(out));
+		r = ib_error(ctx, IB_E_IO, "cannot finish extracting '%s': %s", tar,
+		             archive_error_string(out));
 out:
 	archive_read_free(in);
 	archive_write_free(out);

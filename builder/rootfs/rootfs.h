@@ -23,7 +23,7 @@ extern const char *const ib_rootfs_base_packages[];
  * with mmdebstrap first when missing. Safe for concurrent builds sharing one cache: one
  * bootstraps under a lock, the others wait and reuse. *ret_reused tells which happened. */
 int ib_rootfs_get(struct ib_ctx *ctx, const struct ib_rootfs_opts *opts, char **ret_tar,
-		  int *ret_reused);
+                  int *ret_reused);
 
 enum {
 	/* Resolve every entry's parent directory inside the tree, following the tree's own

@@ -12,7 +12,9 @@ static int clear_dir(struct ib_ctx *ctx, const char *dir, const char *prefix)
 {
 	DIR *d = opendir(dir);
 	if (!d)
-		return errno == ENOENT ? 0 : ib_error_errno(ctx, IB_E_IO, errno, "cannot open '%s'", dir);
+		return errno == ENOENT
+		               ? 0
+		               : ib_error_errno(ctx, IB_E_IO, errno, "cannot open '%s'", dir);
 	struct dirent *de;
 	int r = 0;
 	while ((de = readdir(d))) {
@@ -35,16 +37,15 @@ int ib_tree_seal(struct ib_ctx *ctx, const char *tree)
 	_cleanup_free_ char *mid = ib_path_join(tree, "etc/machine-id");
 	/* Empty, not missing: systemd then treats the first boot as first boot and writes a
 	 * fresh id, while a missing file would break read-only roots. */
-	_cleanup_close_ int fd = open(mid, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0444);
+	_cleanup_close_ int fd =
+	        open(mid, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0444);
 	if (fd < 0)
 		return ib_error_errno(ctx, IB_E_IO, errno, "cannot empty '%s'", mid);
 
 	static const char *const gone[] = {
-		"var/lib/dbus/machine-id",
-		"var/lib/cloud",
-		"var/lib/systemd/random-seed",
-		"var/cache/apt/pkgcache.bin",
-		"var/cache/apt/srcpkgcache.bin",
+	        "var/lib/dbus/machine-id",       "var/lib/cloud",
+	        "var/lib/systemd/random-seed",   "var/cache/apt/pkgcache.bin",
+	        "var/cache/apt/srcpkgcache.bin",
 	};
 	for (size_t i = 0; i < ARRAY_SIZE(gone); i++) {
 		_cleanup_free_ char *p = ib_path_join(tree, gone[i]);
@@ -56,11 +57,8 @@ int ib_tree_seal(struct ib_ctx *ctx, const char *tree)
 	static const struct {
 		const char *dir, *prefix;
 	} cleared[] = {
-		{"etc/ssh", "ssh_host_"},
-		{"var/lib/apt/lists", ""},
-		{"tmp", ""},
-		{"var/tmp", ""},
-		{"var/log/journal", ""},
+	        {"etc/ssh", "ssh_host_"}, {"var/lib/apt/lists", ""}, {"tmp", ""},
+	        {"var/tmp", ""},          {"var/log/journal", ""},
 	};
 	for (size_t i = 0; i < ARRAY_SIZE(cleared); i++) {
 		_cleanup_free_ char *p = ib_path_join(tree, cleared[i].dir);

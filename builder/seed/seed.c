@@ -12,9 +12,9 @@
 
 /* cloud-init reads a few kilobytes; anything near these is a mistake. */
 #define SEED_MAX_INPUT (16u << 20)
-#define SEED_MAX_SIZE (32u << 20)
-#define ISO_BLOCK 2048
-#define PVD_OFFSET (16 * ISO_BLOCK)
+#define SEED_MAX_SIZE  (32u << 20)
+#define ISO_BLOCK      2048
+#define PVD_OFFSET     (16 * ISO_BLOCK)
 
 /* ---- making the image independent of the clock and the time zone ----
  *
@@ -50,8 +50,8 @@ static void encode(int kind, time_t t, int utc, unsigned char *out)
 		out[6] = (unsigned char)off;
 		break;
 	case ENC_8426:
-		snprintf(buf, sizeof(buf), "%04d%02d%02d%02d%02d%02d00", tm.tm_year + 1900, tm.tm_mon + 1,
-			 tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+		snprintf(buf, sizeof(buf), "%04d%02d%02d%02d%02d%02d00", tm.tm_year + 1900,
+		         tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
 		memcpy(out, buf, 16);
 		out[16] = (unsigned char)off;
 		break;
@@ -59,9 +59,9 @@ static void encode(int kind, time_t t, int utc, unsigned char *out)
 		/* ctime()'s text without its newline, as the INFO block has it; built by hand
 		 * because strftime() would follow the locale and ctime() never does. */
 		snprintf(buf, sizeof(buf), "%.3s %.3s%3d %02d:%02d:%02d %d",
-			 &"SunMonTueWedThuFriSat"[3 * (tm.tm_wday % 7)],
-			 &"JanFebMarAprMayJunJulAugSepOctNovDec"[3 * (tm.tm_mon % 12)], tm.tm_mday,
-			 tm.tm_hour, tm.tm_min, tm.tm_sec, tm.tm_year + 1900);
+		         &"SunMonTueWedThuFriSat"[3 * (tm.tm_wday % 7)],
+		         &"JanFebMarAprMayJunJulAugSepOctNovDec"[3 * (tm.tm_mon % 12)], tm.tm_mday,
+		         tm.tm_hour, tm.tm_min, tm.tm_sec, tm.tm_year + 1900);
 		memset(out, ' ', enc_len[ENC_CTIME]);
 		memcpy(out, buf, strnlen(buf, enc_len[ENC_CTIME]));
 		break;
@@ -69,7 +69,7 @@ static void encode(int kind, time_t t, int utc, unsigned char *out)
 }
 
 static void replace_all(unsigned char *buf, size_t len, const unsigned char *from,
-			const unsigned char *to, size_t n)
+                        const unsigned char *to, size_t n)
 {
 	if (memcmp(from, to, n) == 0)
 		return;
@@ -113,22 +113,22 @@ static size_t metadata_end(const unsigned char *iso, size_t len)
 }
 
 static int normalise_times(struct ib_ctx *ctx, int fd, const char *tmp, time_t closed_from,
-			   time_t closed_to, time_t mtime)
+                           time_t closed_to, time_t mtime)
 {
 	struct stat st;
 	if (fstat(fd, &st) < 0)
 		return ib_error_errno(ctx, IB_E_IO, errno, "cannot read '%s'", tmp);
 	if (st.st_size > (off_t)SEED_MAX_SIZE)
 		return ib_error(ctx, IB_E_SPEC, "the seed image would be larger than %u bytes",
-				SEED_MAX_SIZE);
+		                SEED_MAX_SIZE);
 	size_t len = (size_t)st.st_size;
 	_cleanup_free_ unsigned char *iso = xmalloc(len ? len : 1);
 	if (pread(fd, iso, len, 0) != (ssize_t)len)
 		return ib_error_errno(ctx, IB_E_IO, errno, "cannot read '%s'", tmp);
 	size_t end = metadata_end(iso, len);
 	if (end == 0)
-		return ib_error(ctx, IB_E_LIB, "'%s': libarchive wrote an ISO image this code cannot read",
-				tmp);
+		return ib_error(ctx, IB_E_LIB,
+		                "'%s': libarchive wrote an ISO image this code cannot read", tmp);
 	for (int k = 0; k < N_ENC; k++) {
 		unsigned char from[32], to[32];
 		encode(k, mtime, 1, to);
@@ -147,7 +147,7 @@ static int normalise_times(struct ib_ctx *ctx, int fd, const char *tmp, time_t c
 /* ---- writing ---- */
 
 static int add_file(struct ib_ctx *ctx, struct archive *a, const char *name, const char *text,
-		    time_t mtime, const char *tmp)
+                    time_t mtime, const char *tmp)
 {
 	struct archive_entry *ae = archive_entry_new();
 	if (!ae)
@@ -172,7 +172,7 @@ static int add_file(struct ib_ctx *ctx, struct archive *a, const char *name, con
 }
 
 static int write_iso(struct ib_ctx *ctx, int fd, const char *tmp, const char *user_data,
-		     const char *meta_data, const char *network_config, time_t mtime)
+                     const char *meta_data, const char *network_config, time_t mtime)
 {
 	struct archive *a = archive_write_new();
 	if (!a)
@@ -183,8 +183,9 @@ static int write_iso(struct ib_ctx *ctx, int fd, const char *tmp, const char *us
 	 * accepts either. Rock Ridge "strict" keeps the modes and owners given; "useful" (the
 	 * default) would make the files r--r--r--. */
 	if (archive_write_set_format_iso9660(a) != ARCHIVE_OK ||
-	    archive_write_set_options(a, "iso9660:volume-id=cidata,iso9660:rockridge=strict,iso9660:joliet") !=
-		    ARCHIVE_OK ||
+	    archive_write_set_options(
+	            a, "iso9660:volume-id=cidata,iso9660:rockridge=strict,iso9660:joliet") !=
+	            ARCHIVE_OK ||
 	    archive_write_open_fd(a, fd) != ARCHIVE_OK) {
 		r = ib_error(ctx, IB_E_LIB, "cannot write '%s': %s", tmp, archive_error_string(a));
 		archive_write_free(a);
@@ -206,13 +207,15 @@ static int write_iso(struct ib_ctx *ctx, int fd, const char *tmp, const char *us
 }
 
 int ib_seed_write(struct ib_ctx *ctx, const char *out_iso, const char *user_data,
-		  const char *meta_data, const char *network_config, time_t mtime)
+                  const char *meta_data, const char *network_config, time_t mtime)
 {
-	size_t in = strlen(user_data) + strlen(meta_data) + (network_config ? strlen(network_config) : 0);
+	size_t in = strlen(user_data) + strlen(meta_data) +
+	            (network_config ? strlen(network_config) : 0);
 	if (in > SEED_MAX_INPUT)
-		return ib_error(ctx, IB_E_SPEC,
-				"user-data, meta-data and network-config add up to more than %u bytes",
-				SEED_MAX_INPUT);
+		return ib_error(
+		        ctx, IB_E_SPEC,
+		        "user-data, meta-data and network-config add up to more than %u bytes",
+		        SEED_MAX_INPUT);
 	_cleanup_free_ char *tmp = xasprintf("%s.tmp.%d", out_iso, (int)getpid());
 	ib_tmp_register(tmp);
 	int r;
@@ -226,7 +229,8 @@ int ib_seed_write(struct ib_ctx *ctx, const char *out_iso, const char *user_data
 		if (close(fd) < 0 && r == 0)
 			r = ib_error_errno(ctx, IB_E_IO, errno, "cannot write '%s'", tmp);
 		if (r == 0 && rename(tmp, out_iso) < 0)
-			r = ib_error_errno(ctx, IB_E_IO, errno, "cannot rename '%s' to '%s'", tmp, out_iso);
+			r = ib_error_errno(ctx, IB_E_IO, errno, "cannot rename '%s' to '%s'", tmp,
+			                   out_iso);
 		if (r < 0)
 			unlink(tmp);
 	}

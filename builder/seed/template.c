@@ -26,7 +26,7 @@ static const char *lookup(const struct ib_tvar *vars, size_t n_vars, const char 
 }
 
 int ib_template_render(struct ib_ctx *ctx, const char *what_for, const char *text,
-		       const struct ib_tvar *vars, size_t n_vars, char **ret)
+                       const struct ib_tvar *vars, size_t n_vars, char **ret)
 {
 	struct strbuf sb = STRBUF_INIT;
 	int line = 1, col = 1;
@@ -44,7 +44,8 @@ int ib_template_render(struct ib_ctx *ctx, const char *what_for, const char *tex
 		const char *rbrace = strstr(lbrace + 2, "}}");
 		if (!rbrace || (eol && rbrace > eol)) {
 			sb_release(&sb);
-			return ib_error(ctx, IB_E_SPEC, "%s:%d:%d: unclosed '{{'", what_for, line, col);
+			return ib_error(ctx, IB_E_SPEC, "%s:%d:%d: unclosed '{{'", what_for, line,
+			                col);
 		}
 		const char *name = lbrace + 2, *end = rbrace;
 		while (name < end && (*name == ' ' || *name == '\t'))
@@ -54,8 +55,9 @@ int ib_template_render(struct ib_ctx *ctx, const char *what_for, const char *tex
 		const char *value = lookup(vars, n_vars, name, (size_t)(end - name));
 		if (!value) {
 			sb_release(&sb);
-			return ib_error(ctx, IB_E_SPEC, "%s:%d:%d: unknown template variable '%.*s'", what_for,
-					line, col, (int)(end - name), name);
+			return ib_error(ctx, IB_E_SPEC,
+			                "%s:%d:%d: unknown template variable '%.*s'", what_for,
+			                line, col, (int)(end - name), name);
 		}
 		sb_adds(&sb, value);
 		advance(lbrace, rbrace + 2, &line, &col);

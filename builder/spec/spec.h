@@ -24,13 +24,13 @@ struct ib_pos {
 
 /* One entry of a role's `files:` list. */
 struct ib_file_spec {
-	char *source;      /* absolute path on the build host, inside the project */
-	char *dest;        /* absolute path in the image, normalised, never ".." */
-	mode_t mode;       /* permission bits; default 0644 for files, 0755 for directories */
+	char *source; /* absolute path on the build host, inside the project */
+	char *dest;   /* absolute path in the image, normalised, never ".." */
+	mode_t mode;  /* permission bits; default 0644 for files, 0755 for directories */
 	int has_mode;
-	uid_t uid;         /* numeric owner; names root:root map to 0:0 */
+	uid_t uid; /* numeric owner; names root:root map to 0:0 */
 	gid_t gid;
-	char *owner;       /* as written, "user:group" ("root:root" by default) */
+	char *owner; /* as written, "user:group" ("root:root" by default) */
 	struct ib_pos pos;
 };
 
@@ -65,18 +65,18 @@ struct ib_project {
 	char *root; /* absolute directory holding imgbuild.yaml */
 	char *path; /* absolute path of imgbuild.yaml */
 	char *name;
-	char *suite;   /* debian.suite, e.g. bookworm */
-	char *mirror;  /* debian.mirror URL */
-	char *arch;    /* debian.architecture, e.g. amd64 */
-	char *variant; /* mmdebstrap variant, default minbase */
-	char *output_dir; /* absolute */
-	uint64_t disk_size; /* default disk size in bytes */
-	unsigned formats;   /* enum ib_format bits */
+	char *suite;           /* debian.suite, e.g. bookworm */
+	char *mirror;          /* debian.mirror URL */
+	char *arch;            /* debian.architecture, e.g. amd64 */
+	char *variant;         /* mmdebstrap variant, default minbase */
+	char *output_dir;      /* absolute */
+	uint64_t disk_size;    /* default disk size in bytes */
+	unsigned formats;      /* enum ib_format bits */
 	struct ib_role *roles; /* sorted by name */
 	size_t n_roles;
-	struct strv files; /* every spec file read, absolute; owned */
+	struct strv files;      /* every spec file read, absolute; owned */
 	struct strv file_names; /* the same files relative to root ("images/base.yaml") as
-				 * errors name them; ib_pos.file points into this list */
+	                         * errors name them; ib_pos.file points into this list */
 };
 
 /* Load path (a directory holding imgbuild.yaml, or the file itself) and every role file
@@ -90,18 +90,18 @@ struct ib_resolved {
 	const struct ib_role *role;
 	const struct ib_role **chain; /* chain[0] is the root ancestor, chain[n_chain-1] the role */
 	size_t n_chain;
-	struct strv packages; /* union, sorted, unique */
+	struct strv packages;        /* union, sorted, unique */
 	struct ib_file_spec **files; /* ancestors first; a later entry for one dest replaces it */
 	size_t n_files;
-	struct strv units;     /* union, sorted, unique */
-	struct strv firstboot; /* ancestors' scripts first, duplicates dropped */
+	struct strv units;         /* union, sorted, unique */
+	struct strv firstboot;     /* ancestors' scripts first, duplicates dropped */
 	struct ib_kv **cloud_init; /* merged by top-level key, descendant wins; sorted by key */
 	size_t n_cloud_init;
 	uint64_t disk_size; /* nearest one set in the chain, else the project's */
 };
 
 int ib_role_resolve(struct ib_ctx *ctx, const struct ib_project *p, const char *name,
-		    struct ib_resolved **ret);
+                    struct ib_resolved **ret);
 void ib_resolved_free(struct ib_resolved *r);
 
 /* Parse "4G", "512M", "2GiB", "1073741824" into bytes. Returns 0 or -1. */

@@ -32,9 +32,12 @@ enum yscalar_kind { YK_NULL, YK_BOOL, YK_NUMBER, YK_STRING };
  * document. Errors are IB_E_SPEC "display:line:col: ..." messages. Caller frees the
  * tree with ynode_free(). */
 int spec_yaml_load(struct ib_ctx *ctx, const char *display, const char *data, size_t len,
-		   struct ynode **ret_root);
+                   struct ynode **ret_root);
 void ynode_free(struct ynode *n);
-static inline void ynode_freep(struct ynode **n) { ynode_free(*n); }
+static inline void ynode_freep(struct ynode **n)
+{
+	ynode_free(*n);
+}
 #define _cleanup_ynode_ _cleanup_(ynode_freep)
 
 enum yscalar_kind ynode_kind(const struct ynode *n);
@@ -45,12 +48,12 @@ const char *ynode_describe(const struct ynode *n);
  * Scalar styles and explicit tags are kept so that the text reads back to the same data.
  * Caller frees *ret. */
 int spec_yaml_emit_pair(struct ib_ctx *ctx, const struct ynode *key, const struct ynode *value,
-			char **ret);
+                        char **ret);
 
 /* Record "display:line:col: message" as an IB_E_SPEC error; returns -IB_E_SPEC. */
 int spec_err(struct ib_ctx *ctx, const char *display, int line, int col, const char *fmt, ...)
-	_printf_(5, 6);
-#define spec_err_at(ctx, display, node, ...)                                                  \
+        _printf_(5, 6);
+#define spec_err_at(ctx, display, node, ...)                                                       \
 	spec_err((ctx), (display), (node)->line, (node)->col, __VA_ARGS__)
 
 /* Check extends targets and cycles over roles sorted by name. */
@@ -78,11 +81,11 @@ int spec_path_inside(const char *path, const char *dir);
  * or absolute inside it, existing, and inside the root with symlinks resolved. what
  * names it in messages ("source", "firstboot script"). Caller frees *ret_path. */
 int spec_project_path(const struct spec_src *src, const struct ynode *n, const char *what,
-		      char **ret_path, struct stat *ret_st);
+                      char **ret_path, struct stat *ret_st);
 
 int spec_parse_project(const struct spec_src *src, const struct ynode *root, struct ib_project *p);
 /* Fill r (zeroed by the caller) from a role file; base is the file name without .yaml.
  * On error r may hold partial data: release it with spec_role_release(). */
 int spec_parse_role(const struct spec_src *src, const struct ynode *root, const char *base,
-		    struct ib_role *r);
+                    struct ib_role *r);
 void spec_role_release(struct ib_role *r);

@@ -7,7 +7,10 @@
 
 #include "util/fs.h"
 
-static void project_freep(struct ib_project **p) { ib_project_free(*p); }
+static void project_freep(struct ib_project **p)
+{
+	ib_project_free(*p);
+}
 
 void ib_project_free(struct ib_project *p)
 {
@@ -44,7 +47,7 @@ const struct ib_role *ib_project_find_role(const struct ib_project *p, const cha
 
 /* Read one spec file and parse it into a tree, naming it by display in errors. */
 static int load_tree(struct ib_ctx *ctx, const char *path, const char *display,
-		     struct ynode **ret_root)
+                     struct ynode **ret_root)
 {
 	struct ib_ctx sub;
 	_cleanup_free_ char *data = NULL;
@@ -54,7 +57,7 @@ static int load_tree(struct ib_ctx *ctx, const char *path, const char *display,
 	if (ib_read_file(&sub, path, IB_SPEC_MAX_FILE, &data, &len) < 0) {
 		if (sub.err_code == IB_E_SPEC)
 			return ib_error(ctx, IB_E_SPEC, "%s: file is larger than %u bytes", display,
-					IB_SPEC_MAX_FILE);
+			                IB_SPEC_MAX_FILE);
 		ib_error_propagate(ctx, &sub);
 		return -(int)sub.err_code;
 	}
@@ -82,7 +85,8 @@ static int list_role_files(struct ib_ctx *ctx, const struct ib_project *p, struc
 	if (!d) {
 		if (errno == ENOENT || errno == ENOTDIR)
 			return ib_error(ctx, IB_E_SPEC,
-					"imgbuild.yaml: the project has no 'images' directory for role files");
+			                "imgbuild.yaml: the project has no 'images' directory for "
+			                "role files");
 		return ib_error_errno(ctx, IB_E_IO, errno, "cannot open '%s'", dir);
 	}
 	struct dirent *de;
@@ -96,7 +100,7 @@ static int list_role_files(struct ib_ctx *ctx, const struct ib_project *p, struc
 }
 
 static int load_role(struct ib_ctx *ctx, struct ib_project *p, const struct spec_src *proj_src,
-		     const char *file_name)
+                     const char *file_name)
 {
 	_cleanup_free_ char *path = ib_path_join(p->root, "images");
 	_cleanup_free_ char *full = ib_path_join(path, file_name);
@@ -123,8 +127,8 @@ static int load_role(struct ib_ctx *ctx, struct ib_project *p, const struct spec
 		const struct ib_role *o = &p->roles[i];
 		if (streq(o->name, role.name))
 			r = spec_err(ctx, role.pos.file, role.pos.line, role.pos.col,
-				     "duplicate role '%s' (first defined at %s:%d:%d)", role.name,
-				     o->pos.file, o->pos.line, o->pos.col);
+			             "duplicate role '%s' (first defined at %s:%d:%d)", role.name,
+			             o->pos.file, o->pos.line, o->pos.col);
 	}
 	if (r < 0) {
 		spec_role_release(&role);
@@ -141,7 +145,7 @@ static int locate(struct ib_ctx *ctx, const char *path, char **ret_root, char **
 	struct stat st;
 	if (stat(path, &st) < 0)
 		return ib_error_errno(ctx, errno == ENOENT ? IB_E_SPEC : IB_E_IO, errno,
-				      "cannot open project '%s'", path);
+		                      "cannot open project '%s'", path);
 	if (S_ISDIR(st.st_mode)) {
 		_cleanup_free_ char *file = ib_path_join(path, "imgbuild.yaml");
 		if (!ib_exists(file))
@@ -181,7 +185,8 @@ int ib_project_load(struct ib_ctx *ctx, const char *path, struct ib_project **re
 
 	_cleanup_ynode_ struct ynode *tree = NULL;
 	if ((r = load_tree(ctx, p->path, src.display, &tree)) < 0 ||
-	    (r = spec_parse_project(&src, tree, p)) < 0 || (r = list_role_files(ctx, p, &names)) < 0)
+	    (r = spec_parse_project(&src, tree, p)) < 0 ||
+	    (r = list_role_files(ctx, p, &names)) < 0)
 		goto out;
 	for (size_t i = 0; i < names.n; i++)
 		if ((r = load_role(ctx, p, &src, names.v[i])) < 0)

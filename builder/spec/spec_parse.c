@@ -9,7 +9,7 @@
 /* Match every key of map against keys[] (vals[i] gets the value of keys[i], or NULL).
  * where names the mapping in messages ("role", "file entry"), or NULL at a file's top. */
 static int fields(const struct spec_src *src, const struct ynode *map, const char *where,
-		  const char *const *keys, size_t n_keys, const struct ynode **vals)
+                  const char *const *keys, size_t n_keys, const struct ynode **vals)
 {
 	for (size_t j = 0; j < n_keys; j++)
 		vals[j] = NULL;
@@ -26,7 +26,7 @@ static int fields(const struct spec_src *src, const struct ynode *map, const cha
 		for (j = 0; j < n_keys; j++)
 			sb_addf(&list, "%s%s", j ? ", " : "", keys[j]);
 		int r = ERR(src, k, "unknown key '%s'%s%s (expected one of: %s)", k->value,
-			    where ? " in " : "", where ? where : "", sb_str(&list));
+		            where ? " in " : "", where ? where : "", sb_str(&list));
 		sb_release(&list);
 		return r;
 	}
@@ -34,12 +34,12 @@ static int fields(const struct spec_src *src, const struct ynode *map, const cha
 }
 
 static int need(const struct spec_src *src, const struct ynode *map, const struct ynode *val,
-		const char *key, const char *where)
+                const char *key, const char *where)
 {
 	if (val)
 		return 0;
 	return ERR(src, map, "missing required key '%s'%s%s", key, where ? " in " : "",
-		   where ? where : "");
+	           where ? where : "");
 }
 
 static int need_map(const struct spec_src *src, const struct ynode *n, const char *name)
@@ -56,7 +56,7 @@ static int is_string(const struct ynode *n)
 }
 
 static int get_string(const struct spec_src *src, const struct ynode *n, const char *name,
-		      char **ret)
+                      char **ret)
 {
 	if (!is_string(n)) {
 		if (n->type == YN_SCALAR && ynode_kind(n) != YK_NULL)
@@ -92,18 +92,18 @@ typedef int (*item_fn)(const struct spec_src *src, const struct ynode *item, voi
 
 /* Call fn on every item of a sequence of strings. */
 static int each_string(const struct spec_src *src, const struct ynode *seq, const char *name,
-		       item_fn fn, void *data)
+                       item_fn fn, void *data)
 {
 	if (seq->type != YN_SEQ)
 		return ERR(src, seq, "'%s' must be a sequence of strings, not %s", name,
-			   ynode_describe(seq));
+		           ynode_describe(seq));
 	for (size_t i = 0; i < seq->n; i++) {
 		const struct ynode *it = seq->items[i];
 		if (it->type == YN_SCALAR && ynode_kind(it) != YK_NULL && !is_string(it))
 			return ERR(src, it, "items of '%s' must not contain NUL characters", name);
 		if (!is_string(it))
 			return ERR(src, it, "items of '%s' must be strings, not %s", name,
-				   ynode_describe(it));
+			           ynode_describe(it));
 		int r = fn(src, it, data);
 		if (r < 0)
 			return r;
@@ -146,7 +146,7 @@ static int valid_package(const char *s)
 static int valid_unit(const char *s)
 {
 	static const char *const suffixes[] = {".service", ".socket", ".timer",
-					       ".target",  ".path",   ".mount"};
+	                                       ".target",  ".path",   ".mount"};
 	size_t n = strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789:_.@-");
 	if (n == 0 || s[n] != '\0')
 		return 0;
@@ -171,8 +171,10 @@ static int parse_disk(const struct spec_src *src, const struct ynode *disk, uint
 	    (r = get_string(src, v[0], "size", &s)) < 0)
 		return r;
 	if (ib_parse_size(s, &size) < 0)
-		return ERR(src, v[0], "invalid size '%s' (expected a number with an optional K, M, G or T suffix)",
-			   s);
+		return ERR(src, v[0],
+		           "invalid size '%s' (expected a number with an optional K, M, G or T "
+		           "suffix)",
+		           s);
 	if (size < SPEC_DISK_MIN || size > SPEC_DISK_MAX)
 		return ERR(src, v[0], "disk size '%s' is out of range (1G to 2T)", s);
 	*ret = size;
@@ -188,7 +190,7 @@ enum { D_SUITE, D_MIRROR, D_ARCH, D_VARIANT, D__MAX };
 static const char *const debian_keys[D__MAX] = {"suite", "mirror", "architecture", "variant"};
 
 static const char *const variants[] = {"minbase",  "apt",       "essential",
-				       "required", "important", "standard"};
+                                       "required", "important", "standard"};
 
 static int parse_debian(const struct spec_src *src, const struct ynode *deb, struct ib_project *p)
 {
@@ -210,14 +212,16 @@ static int parse_debian(const struct spec_src *src, const struct ynode *deb, str
 	     !startswith(p->mirror, "file://")) ||
 	    p->mirror[strcspn(p->mirror, " \t\r\n")] != '\0')
 		return ERR(src, v[D_MIRROR],
-			   "invalid mirror '%s' (expected an http://, https:// or file:// URL)", p->mirror);
+		           "invalid mirror '%s' (expected an http://, https:// or file:// URL)",
+		           p->mirror);
 
 	if (v[D_ARCH]) {
 		if ((r = get_string(src, v[D_ARCH], "architecture", &p->arch)) < 0)
 			return r;
 		if (!streq(p->arch, "amd64"))
-			return ERR(src, v[D_ARCH], "unsupported architecture '%s' (only amd64 is supported)",
-				   p->arch);
+			return ERR(src, v[D_ARCH],
+			           "unsupported architecture '%s' (only amd64 is supported)",
+			           p->arch);
 	} else {
 		p->arch = xstrdup("amd64");
 	}
@@ -232,8 +236,9 @@ static int parse_debian(const struct spec_src *src, const struct ynode *deb, str
 		if (streq(p->variant, variants[i]))
 			return 0;
 	return ERR(src, v[D_VARIANT],
-		   "unknown variant '%s' (expected one of: minbase, apt, essential, required, important, standard)",
-		   p->variant);
+	           "unknown variant '%s' (expected one of: minbase, apt, essential, required, "
+	           "important, standard)",
+	           p->variant);
 }
 
 static int add_format(const struct spec_src *src, const struct ynode *it, void *data)
@@ -266,7 +271,8 @@ static int parse_output(const struct spec_src *src, const struct ynode *out, str
 			return r;
 		if (!*dir)
 			return ERR(src, v[0], "'dir' must not be empty");
-		_cleanup_free_ char *joined = dir[0] == '/' ? xstrdup(dir) : ib_path_join(p->root, dir);
+		_cleanup_free_ char *joined =
+		        dir[0] == '/' ? xstrdup(dir) : ib_path_join(p->root, dir);
 		free(p->output_dir);
 		p->output_dir = spec_path_clean(joined, 1, NULL);
 	}
@@ -289,7 +295,8 @@ int spec_parse_project(const struct spec_src *src, const struct ynode *root, str
 	if (!root || (root->type == YN_SCALAR && ynode_kind(root) == YK_NULL))
 		return spec_err(src->ctx, src->display, 1, 1, "empty project file");
 	if (root->type != YN_MAP)
-		return ERR(src, root, "project file must be a mapping, not %s", ynode_describe(root));
+		return ERR(src, root, "project file must be a mapping, not %s",
+		           ynode_describe(root));
 	if ((r = fields(src, root, NULL, project_keys, P__MAX, v)) < 0 ||
 	    (r = need(src, root, v[P_PROJECT], "project", NULL)) < 0 ||
 	    (r = need(src, root, v[P_DEBIAN], "debian", NULL)) < 0 ||
@@ -297,8 +304,9 @@ int spec_parse_project(const struct spec_src *src, const struct ynode *root, str
 		return r;
 	if (!valid_name(p->name, 0))
 		return ERR(src, v[P_PROJECT],
-			   "invalid project name '%s' (expected lowercase letters, digits and '-', starting with a letter or digit)",
-			   p->name);
+		           "invalid project name '%s' (expected lowercase letters, digits and '-', "
+		           "starting with a letter or digit)",
+		           p->name);
 	if ((r = parse_debian(src, v[P_DEBIAN], p)) < 0)
 		return r;
 
@@ -328,8 +336,8 @@ enum {
 	R__MAX
 };
 static const char *const role_keys[R__MAX] = {
-	"name",  "description", "abstract",   "extends", "packages",
-	"files", "units",       "firstboot", "cloud_init", "disk",
+        "name",  "description", "abstract",  "extends",    "packages",
+        "files", "units",       "firstboot", "cloud_init", "disk",
 };
 
 enum { F_SOURCE, F_DEST, F_MODE, F_OWNER, F__MAX };
@@ -349,10 +357,12 @@ static int parse_mode(const struct spec_src *src, const struct ynode *n, mode_t 
 	}
 	if (n->type != YN_SCALAR)
 		return ERR(src, n, "'mode' must be octal digits such as \"0644\", not %s",
-			   ynode_describe(n));
+		           ynode_describe(n));
 	if (!ok)
-		return ERR(src, n, "invalid mode '%s' (expected octal digits no larger than 07777, such as \"0644\")",
-			   s);
+		return ERR(src, n,
+		           "invalid mode '%s' (expected octal digits no larger than 07777, such as "
+		           "\"0644\")",
+		           s);
 	*ret = (mode_t)v;
 	return 0;
 }
@@ -387,8 +397,10 @@ static int parse_owner(const struct spec_src *src, const struct ynode *n, struct
 	unsigned uid, gid;
 	if (!colon || parse_id(f->owner, (size_t)(colon - f->owner), &uid) < 0 ||
 	    parse_id(colon + 1, strlen(colon + 1), &gid) < 0)
-		return ERR(src, n, "invalid owner '%s' (expected 'user:group', each 'root' or a numeric id)",
-			   f->owner);
+		return ERR(
+		        src, n,
+		        "invalid owner '%s' (expected 'user:group', each 'root' or a numeric id)",
+		        f->owner);
 	f->uid = (uid_t)uid;
 	f->gid = (gid_t)gid;
 	return 0;
@@ -435,13 +447,13 @@ static int parse_file(const struct spec_src *src, const struct ynode *m, struct 
 		return r;
 	if (!S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode))
 		return ERR(src, v[F_SOURCE], "source '%s' is not a regular file or directory",
-			   v[F_SOURCE]->value);
+		           v[F_SOURCE]->value);
 	if ((r = parse_dest(src, v[F_DEST], f)) < 0)
 		return r;
 	for (size_t i = 0; i + 1 < role->n_files; i++)
 		if (streq(role->files[i].dest, f->dest))
 			return ERR(src, v[F_DEST], "duplicate destination '%s' (first at line %d)",
-				   f->dest, role->files[i].pos.line);
+			           f->dest, role->files[i].pos.line);
 
 	f->mode = S_ISDIR(st.st_mode) ? 0755 : 0644;
 	if (v[F_MODE]) {
@@ -458,8 +470,10 @@ static int parse_file(const struct spec_src *src, const struct ynode *m, struct 
 static int add_package(const struct spec_src *src, const struct ynode *it, void *data)
 {
 	if (!valid_package(it->value))
-		return ERR(src, it, "invalid package '%s' (expected a Debian package name, optionally with =version)",
-			   it->value);
+		return ERR(src, it,
+		           "invalid package '%s' (expected a Debian package name, optionally with "
+		           "=version)",
+		           it->value);
 	strv_push(data, it->value);
 	return 0;
 }
@@ -468,8 +482,9 @@ static int add_unit(const struct spec_src *src, const struct ynode *it, void *da
 {
 	if (!valid_unit(it->value))
 		return ERR(src, it,
-			   "invalid unit name '%s' (expected a .service, .socket, .timer, .target, .path or .mount unit)",
-			   it->value);
+		           "invalid unit name '%s' (expected a .service, .socket, .timer, .target, "
+		           ".path or .mount unit)",
+		           it->value);
 	strv_push(data, it->value);
 	return 0;
 }
@@ -509,7 +524,8 @@ static int parse_cloud_init(const struct spec_src *src, const struct ynode *n, s
 	for (size_t i = 0; i + 1 < n->n; i += 2) {
 		const struct ynode *k = n->items[i];
 		if (!is_string(k) || ynode_kind(k) != YK_STRING)
-			return ERR(src, k, "cloud_init keys must be strings, not %s", ynode_describe(k));
+			return ERR(src, k, "cloud_init keys must be strings, not %s",
+			           ynode_describe(k));
 		struct ib_kv *kv = &role->cloud_init[role->n_cloud_init++];
 		kv->key = xstrdup(k->value);
 		if ((r = spec_yaml_emit_pair(src->ctx, k, n->items[i + 1], &kv->yaml)) < 0)
@@ -519,7 +535,7 @@ static int parse_cloud_init(const struct spec_src *src, const struct ynode *n, s
 }
 
 static int parse_role_name(const struct spec_src *src, const struct ynode *root,
-			   const struct ynode *name, const char *base, struct ib_role *r)
+                           const struct ynode *name, const char *base, struct ib_role *r)
 {
 	int ret;
 	if (!name) {
@@ -527,8 +543,9 @@ static int parse_role_name(const struct spec_src *src, const struct ynode *root,
 		r->pos = (struct ib_pos){src->display, root->line, root->col};
 		if (!valid_name(r->name, 63))
 			return spec_err(src->ctx, src->display, 1, 1,
-					"invalid role name '%s' taken from the file name (expected lowercase letters, digits and '-', at most 63 characters)",
-					base);
+			                "invalid role name '%s' taken from the file name (expected "
+			                "lowercase letters, digits and '-', at most 63 characters)",
+			                base);
 		return 0;
 	}
 	if ((ret = get_string(src, name, "name", &r->name)) < 0)
@@ -536,13 +553,14 @@ static int parse_role_name(const struct spec_src *src, const struct ynode *root,
 	r->pos = (struct ib_pos){src->display, name->line, name->col};
 	if (!valid_name(r->name, 63))
 		return ERR(src, name,
-			   "invalid role name '%s' (expected lowercase letters, digits and '-', at most 63 characters)",
-			   r->name);
+		           "invalid role name '%s' (expected lowercase letters, digits and '-', at "
+		           "most 63 characters)",
+		           r->name);
 	return 0;
 }
 
 int spec_parse_role(const struct spec_src *src, const struct ynode *root, const char *base,
-		    struct ib_role *r)
+                    struct ib_role *r)
 {
 	const struct ynode *v[R__MAX];
 	int ret;
@@ -554,14 +572,16 @@ int spec_parse_role(const struct spec_src *src, const struct ynode *root, const 
 	if ((ret = fields(src, root, "role", role_keys, R__MAX, v)) < 0 ||
 	    (ret = parse_role_name(src, root, v[R_NAME], base, r)) < 0)
 		return ret;
-	if (v[R_DESCRIPTION] && (ret = get_string(src, v[R_DESCRIPTION], "description", &r->description)) < 0)
+	if (v[R_DESCRIPTION] &&
+	    (ret = get_string(src, v[R_DESCRIPTION], "description", &r->description)) < 0)
 		return ret;
 	if (v[R_ABSTRACT] && (ret = get_bool(src, v[R_ABSTRACT], "abstract", &r->abstract)) < 0)
 		return ret;
 	if (v[R_EXTENDS]) {
 		if ((ret = get_string(src, v[R_EXTENDS], "extends", &r->extends)) < 0)
 			return ret;
-		r->extends_pos = (struct ib_pos){src->display, v[R_EXTENDS]->line, v[R_EXTENDS]->col};
+		r->extends_pos =
+		        (struct ib_pos){src->display, v[R_EXTENDS]->line, v[R_EXTENDS]->col};
 	}
 	if (v[R_PACKAGES] &&
 	    (ret = each_string(src, v[R_PACKAGES], "packages", add_package, &r->packages)) < 0)
@@ -570,7 +590,7 @@ int spec_parse_role(const struct spec_src *src, const struct ynode *root, const 
 		const struct ynode *files = v[R_FILES];
 		if (files->type != YN_SEQ)
 			return ERR(src, files, "'files' must be a sequence of mappings, not %s",
-				   ynode_describe(files));
+			           ynode_describe(files));
 		for (size_t i = 0; i < files->n; i++)
 			if ((ret = parse_file(src, files->items[i], r)) < 0)
 				return ret;

@@ -52,7 +52,7 @@ int spec_path_inside(const char *path, const char *dir)
 }
 
 int spec_project_path(const struct spec_src *src, const struct ynode *n, const char *what,
-		      char **ret_path, struct stat *ret_st)
+                      char **ret_path, struct stat *ret_st)
 {
 	const char *v = n->value;
 	int dotdot;
@@ -61,9 +61,9 @@ int spec_project_path(const struct spec_src *src, const struct ynode *n, const c
 		return spec_err_at(src->ctx, src->display, n, "%s path must not be empty", what);
 	_cleanup_free_ char *clean = spec_path_clean(v, 0, &dotdot);
 	if (dotdot || (v[0] == '/' && !spec_path_inside(clean, src->root) &&
-		       !spec_path_inside(clean, src->root_abs)))
-		return spec_err_at(src->ctx, src->display, n, "path '%s' escapes the project directory",
-				   v);
+	               !spec_path_inside(clean, src->root_abs)))
+		return spec_err_at(src->ctx, src->display, n,
+		                   "path '%s' escapes the project directory", v);
 	_cleanup_free_ char *path = NULL;
 	if (v[0] == '/')
 		path = TAKE_PTR(clean);
@@ -75,16 +75,17 @@ int spec_project_path(const struct spec_src *src, const struct ynode *n, const c
 	_cleanup_free_ char *real = realpath(path, NULL);
 	if (!real) {
 		if (errno == ENOENT || errno == ENOTDIR)
-			return spec_err_at(src->ctx, src->display, n, "%s '%s' does not exist", what, v);
+			return spec_err_at(src->ctx, src->display, n, "%s '%s' does not exist",
+			                   what, v);
 		return spec_err_at(src->ctx, src->display, n, "cannot resolve %s '%s': %s", what, v,
-				   strerror(errno));
+		                   strerror(errno));
 	}
 	if (!spec_path_inside(real, src->root))
-		return spec_err_at(src->ctx, src->display, n, "path '%s' escapes the project directory",
-				   v);
+		return spec_err_at(src->ctx, src->display, n,
+		                   "path '%s' escapes the project directory", v);
 	if (stat(real, ret_st) < 0)
 		return spec_err_at(src->ctx, src->display, n, "cannot access %s '%s': %s", what, v,
-				   strerror(errno));
+		                   strerror(errno));
 	*ret_path = TAKE_PTR(path);
 	return 0;
 }

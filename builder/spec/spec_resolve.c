@@ -14,8 +14,8 @@ int spec_check_extends(struct ib_ctx *ctx, const struct ib_project *p)
 		const struct ib_role *r = &p->roles[i];
 		if (r->extends && !parent_of(p, r))
 			return spec_err(ctx, r->extends_pos.file, r->extends_pos.line,
-					r->extends_pos.col, "role '%s' extends unknown role '%s'", r->name,
-					r->extends);
+			                r->extends_pos.col, "role '%s' extends unknown role '%s'",
+			                r->name, r->extends);
 	}
 	/* A role is in a cycle iff walking up from it comes back to it within n_roles steps.
 	 * Roles are sorted, so the first one reported is the same on every run. */
@@ -29,8 +29,9 @@ int spec_check_extends(struct ib_ctx *ctx, const struct ib_project *p)
 		sb_adds(&path, r->name);
 		for (q = parent_of(p, r); q; q = q == r ? NULL : parent_of(p, q))
 			sb_addf(&path, " -> %s", q->name);
-		int ret = spec_err(ctx, r->extends_pos.file, r->extends_pos.line, r->extends_pos.col,
-				   "role '%s' extends itself: %s", r->name, sb_str(&path));
+		int ret =
+		        spec_err(ctx, r->extends_pos.file, r->extends_pos.line, r->extends_pos.col,
+		                 "role '%s' extends itself: %s", r->name, sb_str(&path));
 		sb_release(&path);
 		return ret;
 	}
@@ -50,7 +51,10 @@ void ib_resolved_free(struct ib_resolved *r)
 	free(r);
 }
 
-static void resolved_freep(struct ib_resolved **r) { ib_resolved_free(*r); }
+static void resolved_freep(struct ib_resolved **r)
+{
+	ib_resolved_free(*r);
+}
 
 static int cmp_kv(const void *a, const void *b)
 {
@@ -58,7 +62,7 @@ static int cmp_kv(const void *a, const void *b)
 }
 
 static void merge_role(struct ib_resolved *res, const struct ib_role *role, size_t max_files,
-		       size_t max_kv)
+                       size_t max_kv)
 {
 	for (size_t i = 0; i < role->packages.n; i++)
 		strv_push(&res->packages, role->packages.v[i]);
@@ -90,7 +94,7 @@ static void merge_role(struct ib_resolved *res, const struct ib_role *role, size
 }
 
 int ib_role_resolve(struct ib_ctx *ctx, const struct ib_project *p, const char *name,
-		    struct ib_resolved **ret)
+                    struct ib_resolved **ret)
 {
 	const struct ib_role *role = ib_project_find_role(p, name);
 	if (!role) {
@@ -98,7 +102,7 @@ int ib_role_resolve(struct ib_ctx *ctx, const struct ib_project *p, const char *
 		for (size_t i = 0; i < p->n_roles; i++)
 			sb_addf(&known, "%s%s", i ? ", " : "", p->roles[i].name);
 		int r = ib_error(ctx, IB_E_SPEC, "unknown role '%s' (known roles: %s)", name,
-				 p->n_roles ? sb_str(&known) : "none");
+		                 p->n_roles ? sb_str(&known) : "none");
 		sb_release(&known);
 		return r;
 	}

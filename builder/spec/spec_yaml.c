@@ -32,7 +32,8 @@ void ynode_free(struct ynode *n)
 #define YTAG(t) "tag:yaml.org,2002:" t
 
 static const char *const known_tags[] = {
-	YTAG("str"), YTAG("int"), YTAG("bool"), YTAG("null"), YTAG("float"), YTAG("seq"), YTAG("map"),
+        YTAG("str"),   YTAG("int"), YTAG("bool"), YTAG("null"),
+        YTAG("float"), YTAG("seq"), YTAG("map"),
 };
 
 static int tag_known(const char *tag)
@@ -94,22 +95,15 @@ enum yscalar_kind ynode_kind(const struct ynode *n)
 const char *ynode_describe(const struct ynode *n)
 {
 	switch (n->type) {
-	case YN_MAP:
-		return "a mapping";
-	case YN_SEQ:
-		return "a sequence";
-	case YN_SCALAR:
-		break;
+	case YN_MAP: return "a mapping";
+	case YN_SEQ: return "a sequence";
+	case YN_SCALAR: break;
 	}
 	switch (ynode_kind(n)) {
-	case YK_NULL:
-		return "null";
-	case YK_BOOL:
-		return "a boolean";
-	case YK_NUMBER:
-		return "a number";
-	case YK_STRING:
-		break;
+	case YK_NULL: return "null";
+	case YK_BOOL: return "a boolean";
+	case YK_NUMBER: return "a number";
+	case YK_STRING: break;
 	}
 	return "a string";
 }
@@ -145,8 +139,8 @@ static int syntax_error(struct loader *l, const yaml_parser_t *parser)
 	const char *problem = parser->problem ? parser->problem : "invalid YAML";
 	if (parser->context)
 		return spec_err(l->ctx, l->display, line, col, "%s (%s at %d:%d)", problem,
-				parser->context, (int)parser->context_mark.line + 1,
-				(int)parser->context_mark.column + 1);
+		                parser->context, (int)parser->context_mark.line + 1,
+		                (int)parser->context_mark.column + 1);
 	return spec_err(l->ctx, l->display, line, col, "%s", problem);
 }
 
@@ -162,17 +156,19 @@ static void push_item(struct ynode *parent, struct ynode *child)
 /* Create a node for a scalar or collection start event and hang it under the open
  * collection. */
 static int add_node(struct loader *l, const yaml_event_t *ev, enum ynode_type type,
-		    const yaml_char_t *anchor, const yaml_char_t *tag, struct ynode **ret)
+                    const yaml_char_t *anchor, const yaml_char_t *tag, struct ynode **ret)
 {
 	int line = (int)ev->start_mark.line + 1, col = (int)ev->start_mark.column + 1;
 
 	if (anchor)
-		return spec_err(l->ctx, l->display, line, col, "anchors and aliases are not supported");
+		return spec_err(l->ctx, l->display, line, col,
+		                "anchors and aliases are not supported");
 	if (tag && !tag_known((const char *)tag))
-		return spec_err(l->ctx, l->display, line, col, "unsupported tag '%s'", (const char *)tag);
+		return spec_err(l->ctx, l->display, line, col, "unsupported tag '%s'",
+		                (const char *)tag);
 	if (l->depth >= SPEC_MAX_DEPTH)
 		return spec_err(l->ctx, l->display, line, col, "nesting deeper than %d levels",
-				SPEC_MAX_DEPTH);
+		                SPEC_MAX_DEPTH);
 
 	struct ynode *parent = l->depth ? l->stack[l->depth - 1] : NULL;
 	if (parent && parent->type == YN_MAP && parent->n % 2 == 0 && type != YN_SCALAR)
@@ -243,11 +239,13 @@ static int handle_event(struct loader *l, const yaml_event_t *ev, int *docs, int
 	case YAML_DOCUMENT_START_EVENT:
 		if (++*docs > 1)
 			return spec_err(l->ctx, l->display, (int)ev->start_mark.line + 1,
-					(int)ev->start_mark.column + 1, "more than one document in file");
+			                (int)ev->start_mark.column + 1,
+			                "more than one document in file");
 		return 0;
 	case YAML_ALIAS_EVENT:
 		return spec_err(l->ctx, l->display, (int)ev->start_mark.line + 1,
-				(int)ev->start_mark.column + 1, "anchors and aliases are not supported");
+		                (int)ev->start_mark.column + 1,
+		                "anchors and aliases are not supported");
 	case YAML_SCALAR_EVENT:
 		r = add_node(l, ev, YN_SCALAR, ev->data.scalar.anchor, ev->data.scalar.tag, &n);
 		if (r < 0)
@@ -261,14 +259,14 @@ static int handle_event(struct loader *l, const yaml_event_t *ev, int *docs, int
 		if (l->depth && l->stack[l->depth - 1]->type == YN_MAP &&
 		    l->stack[l->depth - 1]->n % 2 == 1 && strlen(n->value) != n->len)
 			return spec_err_at(l->ctx, l->display, n,
-					   "mapping keys must not contain NUL characters");
+			                   "mapping keys must not contain NUL characters");
 		return 0;
 	case YAML_SEQUENCE_START_EVENT:
 	case YAML_MAPPING_START_EVENT: {
 		int seq = ev->type == YAML_SEQUENCE_START_EVENT;
 		r = add_node(l, ev, seq ? YN_SEQ : YN_MAP,
-			     seq ? ev->data.sequence_start.anchor : ev->data.mapping_start.anchor,
-			     seq ? ev->data.sequence_start.tag : ev->data.mapping_start.tag, &n);
+		             seq ? ev->data.sequence_start.anchor : ev->data.mapping_start.anchor,
+		             seq ? ev->data.sequence_start.tag : ev->data.mapping_start.tag, &n);
 		if (r < 0)
 			return r;
 		l->stack[l->depth++] = n;
@@ -280,19 +278,16 @@ static int handle_event(struct loader *l, const yaml_event_t *ev, int *docs, int
 		if (n->type == YN_MAP)
 			return check_duplicate_keys(l, n);
 		return 0;
-	case YAML_STREAM_END_EVENT:
-		*done = 1;
-		return 0;
+	case YAML_STREAM_END_EVENT: *done = 1; return 0;
 	case YAML_NO_EVENT:
 	case YAML_STREAM_START_EVENT:
-	case YAML_DOCUMENT_END_EVENT:
-		return 0;
+	case YAML_DOCUMENT_END_EVENT: return 0;
 	}
 	return 0;
 }
 
 int spec_yaml_load(struct ib_ctx *ctx, const char *display, const char *data, size_t len,
-		   struct ynode **ret_root)
+                   struct ynode **ret_root)
 {
 	struct loader l = {.ctx = ctx, .display = display, .data = data, .len = len};
 	yaml_parser_t parser;
@@ -354,13 +349,13 @@ static int emit_node(yaml_emitter_t *e, const struct ynode *n, int is_key)
 		if (len > INT32_MAX)
 			return -1;
 		return emit(e, &ev,
-			    yaml_scalar_event_initialize(&ev, NULL, tag, (const yaml_char_t *)value,
-							 (int)len, implicit, implicit, n->style));
+		            yaml_scalar_event_initialize(&ev, NULL, tag, (const yaml_char_t *)value,
+		                                         (int)len, implicit, implicit, n->style));
 	}
 	case YN_SEQ:
 		if (emit(e, &ev,
-			 yaml_sequence_start_event_initialize(&ev, NULL, tag, implicit,
-							      YAML_BLOCK_SEQUENCE_STYLE)) < 0)
+		         yaml_sequence_start_event_initialize(&ev, NULL, tag, implicit,
+		                                              YAML_BLOCK_SEQUENCE_STYLE)) < 0)
 			return -1;
 		for (size_t i = 0; i < n->n; i++)
 			if (emit_node(e, n->items[i], 0) < 0)
@@ -368,8 +363,8 @@ static int emit_node(yaml_emitter_t *e, const struct ynode *n, int is_key)
 		return emit(e, &ev, yaml_sequence_end_event_initialize(&ev));
 	case YN_MAP:
 		if (emit(e, &ev,
-			 yaml_mapping_start_event_initialize(&ev, NULL, tag, implicit,
-							     YAML_BLOCK_MAPPING_STYLE)) < 0)
+		         yaml_mapping_start_event_initialize(&ev, NULL, tag, implicit,
+		                                             YAML_BLOCK_MAPPING_STYLE)) < 0)
 			return -1;
 		for (size_t i = 0; i < n->n; i++)
 			if (emit_node(e, n->items[i], i % 2 == 0) < 0)
@@ -385,7 +380,8 @@ static int emit_pair(yaml_emitter_t *e, const struct ynode *key, const struct yn
 	if (emit(e, &ev, yaml_stream_start_event_initialize(&ev, YAML_UTF8_ENCODING)) < 0 ||
 	    emit(e, &ev, yaml_document_start_event_initialize(&ev, NULL, NULL, NULL, 1)) < 0 ||
 	    emit(e, &ev,
-		 yaml_mapping_start_event_initialize(&ev, NULL, NULL, 1, YAML_BLOCK_MAPPING_STYLE)) < 0 ||
+	         yaml_mapping_start_event_initialize(&ev, NULL, NULL, 1,
+	                                             YAML_BLOCK_MAPPING_STYLE)) < 0 ||
 	    emit_node(e, key, 1) < 0 || emit_node(e, value, 0) < 0 ||
 	    emit(e, &ev, yaml_mapping_end_event_initialize(&ev)) < 0 ||
 	    emit(e, &ev, yaml_document_end_event_initialize(&ev, 1)) < 0 ||
@@ -395,7 +391,7 @@ static int emit_pair(yaml_emitter_t *e, const struct ynode *key, const struct yn
 }
 
 int spec_yaml_emit_pair(struct ib_ctx *ctx, const struct ynode *key, const struct ynode *value,
-			char **ret)
+                        char **ret)
 {
 	struct strbuf sb = STRBUF_INIT;
 	yaml_emitter_t e;
@@ -410,8 +406,8 @@ int spec_yaml_emit_pair(struct ib_ctx *ctx, const struct ynode *key, const struc
 	if (r == 0 && !yaml_emitter_flush(&e))
 		r = -1;
 	if (r < 0) {
-		r = ib_error(ctx, IB_E_LIB, "cannot write cloud_init key '%s' as YAML: %s", key->value,
-			     e.problem ? e.problem : "unknown emitter error");
+		r = ib_error(ctx, IB_E_LIB, "cannot write cloud_init key '%s' as YAML: %s",
+		             key->value, e.problem ? e.problem : "unknown emitter error");
 		yaml_emitter_delete(&e);
 		sb_release(&sb);
 		return r;

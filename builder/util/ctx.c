@@ -7,15 +7,15 @@
 volatile int ib_interrupted;
 
 static const char *const code_names[IB_E__MAX] = {
-	[IB_OK] = "success",
-	[IB_E_USAGE] = "bad usage",
-	[IB_E_SPEC] = "bad input",
-	[IB_E_IO] = "input/output error",
-	[IB_E_TOOL] = "external tool failed",
-	[IB_E_LIB] = "library error",
-	[IB_E_INTERRUPTED] = "interrupted",
-	[IB_E_VERIFY] = "verification failed",
-	[IB_E_NETWORK] = "network error",
+        [IB_OK] = "success",
+        [IB_E_USAGE] = "bad usage",
+        [IB_E_SPEC] = "bad input",
+        [IB_E_IO] = "input/output error",
+        [IB_E_TOOL] = "external tool failed",
+        [IB_E_LIB] = "library error",
+        [IB_E_INTERRUPTED] = "interrupted",
+        [IB_E_VERIFY] = "verification failed",
+        [IB_E_NETWORK] = "network error",
 };
 
 const char *ib_strerror(ib_code code)
@@ -56,7 +56,8 @@ static int verror(struct ib_ctx *ctx, ib_code code, int errnum, const char *fmt,
 	if (ctx->err_code == IB_OK) {
 		int n = vsnprintf(ctx->err, sizeof(ctx->err), fmt, ap);
 		if (errnum && n >= 0 && (size_t)n < sizeof(ctx->err))
-			snprintf(ctx->err + n, sizeof(ctx->err) - (size_t)n, ": %s", strerror(errnum));
+			snprintf(ctx->err + n, sizeof(ctx->err) - (size_t)n, ": %s",
+			         strerror(errnum));
 		ctx->err_code = code;
 	}
 	return -(int)code;

@@ -33,11 +33,11 @@ struct ib_ctx;
 typedef void (*ib_log_fn)(struct ib_ctx *ctx, enum ib_log_level lvl, const char *msg, void *data);
 /* A stage reports progress as done/total units of work (total 0: unknown). */
 typedef void (*ib_progress_fn)(struct ib_ctx *ctx, const char *stage, uint64_t done, uint64_t total,
-			       void *data);
+                               void *data);
 
 /* A pipeline stage starts (end 0) or ends (end 1, after seconds). */
 typedef void (*ib_stage_fn)(struct ib_ctx *ctx, const char *stage, int end, double seconds,
-			    void *data);
+                            void *data);
 
 struct ib_ctx {
 	char err[2048];
@@ -57,7 +57,8 @@ void ib_ctx_init_child(struct ib_ctx *child, const struct ib_ctx *parent, const 
 /* Record an error (only the first one sticks) and return -code. */
 int ib_error(struct ib_ctx *ctx, ib_code code, const char *fmt, ...) _printf_(3, 4);
 /* Same, appending ": strerror(errnum)". */
-int ib_error_errno(struct ib_ctx *ctx, ib_code code, int errnum, const char *fmt, ...) _printf_(4, 5);
+int ib_error_errno(struct ib_ctx *ctx, ib_code code, int errnum, const char *fmt, ...)
+        _printf_(4, 5);
 /* Prefix the recorded message with more context ("building 'base': ..."). */
 void ib_error_prefix(struct ib_ctx *ctx, const char *fmt, ...) _printf_(2, 3);
 /* Copy a child's error into a parent that has none yet. */

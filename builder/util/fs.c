@@ -15,7 +15,8 @@ int ib_mkdir_p(struct ib_ctx *ctx, const char *path, mode_t mode)
 			continue;
 		*s = '\0';
 		if (mkdir(p, mode) < 0 && errno != EEXIST)
-			return ib_error_errno(ctx, IB_E_IO, errno, "cannot create directory '%s'", p);
+			return ib_error_errno(ctx, IB_E_IO, errno, "cannot create directory '%s'",
+			                      p);
 		*s = '/';
 	}
 	if (mkdir(p, mode) < 0 && errno != EEXIST)
@@ -24,7 +25,7 @@ int ib_mkdir_p(struct ib_ctx *ctx, const char *path, mode_t mode)
 }
 
 int ib_write_file_atomic(struct ib_ctx *ctx, const char *path, const void *data, size_t len,
-			 mode_t mode)
+                         mode_t mode)
 {
 	_cleanup_free_ char *tmp = xasprintf("%s.tmp.%d", path, (int)getpid());
 	_cleanup_close_ int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
@@ -67,7 +68,8 @@ int ib_read_file(struct ib_ctx *ctx, const char *path, size_t max, char **ret_da
 	for (;;) {
 		if (len + 1 >= alloc) {
 			if (alloc > max + 1)
-				return ib_error(ctx, IB_E_SPEC, "'%s' is larger than %zu bytes", path, max);
+				return ib_error(ctx, IB_E_SPEC, "'%s' is larger than %zu bytes",
+				                path, max);
 			alloc *= 2;
 			buf = xrealloc(buf, alloc);
 		}
@@ -100,8 +102,10 @@ static int rm_rf_at(struct ib_ctx *ctx, int parent, const char *name, dev_t dev,
 	}
 	if (S_ISDIR(st.st_mode)) {
 		if (st.st_dev != dev)
-			return ib_error(ctx, IB_E_IO, "refusing to remove '%s': another filesystem is mounted inside",
-					top);
+			return ib_error(
+			        ctx, IB_E_IO,
+			        "refusing to remove '%s': another filesystem is mounted inside",
+			        top);
 		int fd = openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 		if (fd < 0)
 			return ib_error_errno(ctx, IB_E_IO, errno, "cannot remove '%s'", top);
@@ -135,7 +139,9 @@ int ib_rm_rf(struct ib_ctx *ctx, const char *path)
 {
 	struct stat st;
 	if (lstat(path, &st) < 0)
-		return errno == ENOENT ? 0 : ib_error_errno(ctx, IB_E_IO, errno, "cannot remove '%s'", path);
+		return errno == ENOENT
+		               ? 0
+		               : ib_error_errno(ctx, IB_E_IO, errno, "cannot remove '%s'", path);
 	return rm_rf_at(ctx, AT_FDCWD, path, st.st_dev, path);
 }
 
@@ -158,7 +164,10 @@ static int lock_file(struct ib_ctx *ctx, const char *path, int nonblock, int *bu
 	return fd;
 }
 
-int ib_lock_file(struct ib_ctx *ctx, const char *path) { return lock_file(ctx, path, 0, NULL); }
+int ib_lock_file(struct ib_ctx *ctx, const char *path)
+{
+	return lock_file(ctx, path, 0, NULL);
+}
 
 int ib_trylock_file(struct ib_ctx *ctx, const char *path, int *busy)
 {

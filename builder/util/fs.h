@@ -9,10 +9,11 @@
 int ib_mkdir_p(struct ib_ctx *ctx, const char *path, mode_t mode);
 /* Write data to path.tmp.PID, fsync, rename over path. Nothing half-written remains. */
 int ib_write_file_atomic(struct ib_ctx *ctx, const char *path, const void *data, size_t len,
-			 mode_t mode);
+                         mode_t mode);
 /* Read a whole file, refusing more than max bytes. *ret_data is NUL-terminated;
  * caller frees with free(). */
-int ib_read_file(struct ib_ctx *ctx, const char *path, size_t max, char **ret_data, size_t *ret_len);
+int ib_read_file(struct ib_ctx *ctx, const char *path, size_t max, char **ret_data,
+                 size_t *ret_len);
 /* rm -rf that does not cross into other filesystems and ignores a missing path. */
 int ib_rm_rf(struct ib_ctx *ctx, const char *path);
 /* Take an exclusive flock on path (created if missing), waiting for other holders.

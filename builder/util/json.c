@@ -71,10 +71,22 @@ static void close_(struct json *j, char c)
 		sb_addc(j->sb, '\n');
 }
 
-void json_obj_begin(struct json *j, const char *key) { open_(j, key, '{'); }
-void json_obj_end(struct json *j) { close_(j, '}'); }
-void json_arr_begin(struct json *j, const char *key) { open_(j, key, '['); }
-void json_arr_end(struct json *j) { close_(j, ']'); }
+void json_obj_begin(struct json *j, const char *key)
+{
+	open_(j, key, '{');
+}
+void json_obj_end(struct json *j)
+{
+	close_(j, '}');
+}
+void json_arr_begin(struct json *j, const char *key)
+{
+	open_(j, key, '[');
+}
+void json_arr_end(struct json *j)
+{
+	close_(j, ']');
+}
 
 void json_str(struct json *j, const char *key, const char *val)
 {

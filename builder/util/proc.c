@@ -109,7 +109,7 @@ static void log_lines(struct ib_ctx *ctx, const char *tool, struct strbuf *pendi
 }
 
 int ib_run(struct ib_ctx *ctx, const char *const argv[], const char *const env[], unsigned flags,
-	   char **ret_out)
+           char **ret_out)
 {
 	int outp[2] = {-1, -1}, errp[2] = {-1, -1};
 	const char *tool = strrchr(argv[0], '/') ? strrchr(argv[0], '/') + 1 : argv[0];
@@ -149,7 +149,7 @@ int ib_run(struct ib_ctx *ctx, const char *const argv[], const char *const env[]
 	posix_spawnattr_setsigdefault(&at, &def);
 	posix_spawnattr_setpgroup(&at, 0);
 	posix_spawnattr_setflags(&at, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK |
-					       POSIX_SPAWN_SETSIGDEF);
+	                                      POSIX_SPAWN_SETSIGDEF);
 
 	pid_t pid;
 	pthread_mutex_lock(&children_lock);
@@ -168,7 +168,7 @@ int ib_run(struct ib_ctx *ctx, const char *const argv[], const char *const env[]
 	track(pid, 1);
 
 	struct strbuf out = STRBUF_INIT, err = STRBUF_INIT, pend_out = STRBUF_INIT,
-		      pend_err = STRBUF_INIT;
+	              pend_err = STRBUF_INIT;
 	out.max = 64u << 20;
 	struct pollfd pfd[2] = {{outp[0], POLLIN, 0}, {errp[0], POLLIN, 0}};
 	int open_fds = 2;
@@ -194,7 +194,8 @@ int ib_run(struct ib_ctx *ctx, const char *const argv[], const char *const env[]
 			if (i == 0) {
 				if (flags & IB_RUN_CAPTURE_STDOUT) {
 					if (out.len + (size_t)n > out.max)
-						continue; /* drop the excess; the caller checks the size it needs */
+						continue; /* drop the excess; the caller checks the
+						             size it needs */
 					sb_add(&out, buf, (size_t)n);
 				}
 				if (flags & IB_RUN_STDOUT_TO_LOG) {
@@ -231,11 +232,11 @@ int ib_run(struct ib_ctx *ctx, const char *const argv[], const char *const env[]
 		char last[1024];
 		tail_lines(&err, last, sizeof(last), 3);
 		if (WIFSIGNALED(status))
-			rc = ib_error(ctx, IB_E_TOOL, "%s killed by signal %d%s%s", tool, WTERMSIG(status),
-				      *last ? ": " : "", last);
+			rc = ib_error(ctx, IB_E_TOOL, "%s killed by signal %d%s%s", tool,
+			              WTERMSIG(status), *last ? ": " : "", last);
 		else
 			rc = ib_error(ctx, IB_E_TOOL, "%s failed with exit status %d%s%s", tool,
-				      WEXITSTATUS(status), *last ? ": " : "", last);
+			              WEXITSTATUS(status), *last ? ": " : "", last);
 	}
 	sb_release(&err);
 	if (rc == 0 && ret_out)

@@ -15,7 +15,7 @@ enum {
  * With IB_RUN_CAPTURE_STDOUT, *ret_out receives stdout (at most 64 MiB); caller frees.
  * Returns 0 when the program exits 0, else -IB_E_TOOL with the message recorded. */
 int ib_run(struct ib_ctx *ctx, const char *const argv[], const char *const env[], unsigned flags,
-	   char **ret_out);
+           char **ret_out);
 
 /* Is argv0 found in PATH? */
 int ib_have_program(const char *argv0);

@@ -9,7 +9,10 @@ struct strbuf {
 	size_t max; /* 0: no limit beyond memory; else appends past it abort the program */
 };
 
-#define STRBUF_INIT {NULL, 0, 0, 0}
+#define STRBUF_INIT                                                                                \
+	{                                                                                          \
+		NULL, 0, 0, 0                                                                      \
+	}
 
 void sb_add(struct strbuf *sb, const void *data, size_t len);
 void sb_adds(struct strbuf *sb, const char *s);
@@ -19,4 +22,7 @@ void sb_reset(struct strbuf *sb);
 /* Give up the buffer (never NULL); caller frees. */
 char *sb_take(struct strbuf *sb);
 void sb_release(struct strbuf *sb);
-static inline const char *sb_str(const struct strbuf *sb) { return sb->buf ? sb->buf : ""; }
+static inline const char *sb_str(const struct strbuf *sb)
+{
+	return sb->buf ? sb->buf : "";
+}

@@ -41,5 +41,11 @@ void ib_tmp_cleanup_all(void)
 	pthread_mutex_unlock(&reg_lock);
 }
 
-void ib_commit_lock(void) { pthread_mutex_lock(&commit); }
-void ib_commit_unlock(void) { pthread_mutex_unlock(&commit); }
+void ib_commit_lock(void)
+{
+	pthread_mutex_lock(&commit);
+}
+void ib_commit_unlock(void)
+{
+	pthread_mutex_unlock(&commit);
+}

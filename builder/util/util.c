@@ -75,7 +75,10 @@ void strv_push_take(struct strv *s, char *str)
 	s->v[s->n] = NULL;
 }
 
-void strv_push(struct strv *s, const char *str) { strv_push_take(s, xstrdup(str)); }
+void strv_push(struct strv *s, const char *str)
+{
+	strv_push_take(s, xstrdup(str));
+}
 
 int strv_contains(const struct strv *s, const char *str)
 {

@@ -109,7 +109,9 @@ cp "$P/images/worker.yaml" "$T/worker.yaml.bak"
 printf 'units:\n  enable: [no-such-thing.service]\n' >>"$P/images/worker.yaml"
 expect_exit 2 "$bin" -C "$P" build worker
 grep -q "no-such-thing.service" "$T/err" || fail "error does not name the unit: $(cat "$T/err")"
-[ "$(wc -l <"$T/err")" -le 2 ] || fail "more than one error line: $(cat "$T/err")"
+[ "$(grep -c 'error' "$T/err")" = 1 ] || fail "not exactly one error line: $(cat "$T/err")"
+expect_exit 2 "$bin" -C "$P" -q build worker
+[ "$(wc -l <"$T/err")" = 1 ] || fail "-q: not exactly one line: $(cat "$T/err")"
 [ "$(cd "$OUT" && sha256sum worker.raw worker.qcow2 worker.manifest.json)" = "$before" ] || fail "failed build changed outputs"
 cp "$T/worker.yaml.bak" "$P/images/worker.yaml"
 [ -z "$(ls -A "$OUT/.imgbuild-work" 2>/dev/null)" ] || fail "work files left: $(ls -A "$OUT/.imgbuild-work")"

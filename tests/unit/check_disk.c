@@ -9,23 +9,23 @@
 #include "util/hash.h"
 #include "util/proc.h"
 
-#define MTIME 1700000000
-#define KVER "6.1.0-1-cloud-amd64"
+#define MTIME    1700000000
+#define KVER     "6.1.0-1-cloud-amd64"
 #define DISK_MIB 100
 
 static void make_tree(const char *tree)
 {
 	char p[4096];
 	static const char *const files[][2] = {
-		{"etc/hostname", "debian\n"},
-		{"etc/fstab", "# UNCONFIGURED FSTAB FOR BASE SYSTEM\n"},
-		{"usr/bin/hello", "#!/bin/sh\necho hello\n"},
-		{"usr/share/doc/a/README", "some text\n"},
-		{"boot/vmlinuz-" KVER, "not really a kernel\n"},
-		{"boot/initrd.img-" KVER, "not really an initrd\n"},
-		{"boot/vmlinuz-5.10.0-9-amd64", "an older kernel\n"},
-		{"boot/initrd.img-5.10.0-9-amd64", "its initrd\n"},
-		{"boot/vmlinuz-6.1.0-1-cloud-amd64.dpkg-tmp", "leftover\n"},
+	        {"etc/hostname", "debian\n"},
+	        {"etc/fstab", "# UNCONFIGURED FSTAB FOR BASE SYSTEM\n"},
+	        {"usr/bin/hello", "#!/bin/sh\necho hello\n"},
+	        {"usr/share/doc/a/README", "some text\n"},
+	        {"boot/vmlinuz-" KVER, "not really a kernel\n"},
+	        {"boot/initrd.img-" KVER, "not really an initrd\n"},
+	        {"boot/vmlinuz-5.10.0-9-amd64", "an older kernel\n"},
+	        {"boot/initrd.img-5.10.0-9-amd64", "its initrd\n"},
+	        {"boot/vmlinuz-6.1.0-1-cloud-amd64.dpkg-tmp", "leftover\n"},
 	};
 	for (size_t i = 0; i < ARRAY_SIZE(files); i++) {
 		snprintf(p, sizeof(p), "%s/%s", tree, files[i][0]);
@@ -41,7 +41,7 @@ struct progress_seen {
 };
 
 static void on_progress(struct ib_ctx *ctx, const char *stage, uint64_t done, uint64_t total,
-			void *data)
+                        void *data)
 {
 	struct progress_seen *s = data;
 	ck_assert_str_eq(stage, "disk");
@@ -52,16 +52,16 @@ static void on_progress(struct ib_ctx *ctx, const char *stage, uint64_t done, ui
 }
 
 static int assemble(struct ib_ctx *ctx, const char *tree, const char *raw, const char *seed,
-		    uint64_t size, struct ib_disk_layout *layout)
+                    uint64_t size, struct ib_disk_layout *layout)
 {
 	struct ib_disk_opts opts = {
-		.tree = tree,
-		.out_raw = raw,
-		.workdir = "work",
-		.size = size,
-		.seed = seed,
-		.mtime = MTIME,
-		.cmdline_extra = "quiet net.ifnames=0",
+	        .tree = tree,
+	        .out_raw = raw,
+	        .workdir = "work",
+	        .size = size,
+	        .seed = seed,
+	        .mtime = MTIME,
+	        .cmdline_extra = "quiet net.ifnames=0",
 	};
 	return ib_disk_assemble(ctx, &opts, layout);
 }
@@ -113,7 +113,7 @@ START_TEST(test_crc_and_guid)
 	ck_assert_uint_eq(ib_crc32(0, "123456789", 9), 0xCBF43926u);
 	uint8_t g[16];
 	static const uint8_t esp[16] = {0x28, 0x73, 0x2a, 0xc1, 0x1f, 0xf8, 0xd2, 0x11,
-					0xba, 0x4b, 0x00, 0xa0, 0xc9, 0x3e, 0xc9, 0x3b};
+	                                0xba, 0x4b, 0x00, 0xa0, 0xc9, 0x3e, 0xc9, 0x3b};
 	ck_assert_int_eq(ib_guid_parse("C12A7328-F81F-11D2-BA4B-00A0C93EC93B", g), 0);
 	ck_assert_mem_eq(g, esp, 16);
 	ck_assert_int_eq(ib_guid_parse("c12a7328-f81f-11d2-ba4b-00a0c93ec93b", g), 0);
@@ -134,7 +134,8 @@ START_TEST(test_assemble_reads_back)
 	make_tree("tree");
 	struct ib_disk_layout l;
 	/* Not a whole number of MiB: rounded up. */
-	int r = assemble(&ctx, "tree", "disk.raw", "test:seed", ((uint64_t)DISK_MIB << 20) - 4096, &l);
+	int r = assemble(&ctx, "tree", "disk.raw", "test:seed", ((uint64_t)DISK_MIB << 20) - 4096,
+	                 &l);
 	ck_assert_msg(r == 0, "assemble failed: %s", ctx.err);
 	ck_assert_int_eq(ib_file_size("disk.raw"), (long long)DISK_MIB << 20);
 	ck_assert_int_ge(seen.calls, 3);
@@ -161,20 +162,21 @@ START_TEST(test_assemble_reads_back)
 	upper(part_guid);
 	_cleanup_free_ char *json = sh_compact("sfdisk --json disk.raw");
 	_cleanup_free_ char *want_head = xasprintf(
-		"\"label\":\"gpt\",\"id\":\"%s\",\"device\":\"disk.raw\",\"unit\":\"sectors\","
-		"\"firstlba\":34,\"lastlba\":%llu,",
-		disk_guid, (unsigned long long)(sectors - 34));
+	        "\"label\":\"gpt\",\"id\":\"%s\",\"device\":\"disk.raw\",\"unit\":\"sectors\","
+	        "\"firstlba\":34,\"lastlba\":%llu,",
+	        disk_guid, (unsigned long long)(sectors - 34));
 	ck_assert_msg(strstr(json, want_head), "%s\nnot in\n%s", want_head, json);
 	ck_assert_ptr_nonnull(strstr(json, "{\"node\":\"disk.raw1\",\"start\":2048,\"size\":2048,"
-					   "\"type\":\"21686148-6449-6E6F-744E-656564454649\","));
+	                                   "\"type\":\"21686148-6449-6E6F-744E-656564454649\","));
 	ck_assert_ptr_nonnull(strstr(json, "\"name\":\"BIOS\"}"));
 	ck_assert_ptr_nonnull(strstr(json, "{\"node\":\"disk.raw2\",\"start\":4096,\"size\":131072,"
-					   "\"type\":\"C12A7328-F81F-11D2-BA4B-00A0C93EC93B\","));
+	                                   "\"type\":\"C12A7328-F81F-11D2-BA4B-00A0C93EC93B\","));
 	ck_assert_ptr_nonnull(strstr(json, "\"name\":\"EFI\"}"));
-	_cleanup_free_ char *want_root = xasprintf(
-		"{\"node\":\"disk.raw3\",\"start\":135168,\"size\":%llu,"
-		"\"type\":\"4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709\",\"uuid\":\"%s\",\"name\":\"root\"}",
-		(unsigned long long)l.root_sectors, part_guid);
+	_cleanup_free_ char *want_root =
+	        xasprintf("{\"node\":\"disk.raw3\",\"start\":135168,\"size\":%llu,"
+	                  "\"type\":\"4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709\",\"uuid\":\"%s\","
+	                  "\"name\":\"root\"}",
+	                  (unsigned long long)l.root_sectors, part_guid);
 	ck_assert_msg(strstr(json, want_root), "%s\nnot in\n%s", want_root, json);
 	if (ib_have_program("sgdisk")) {
 		_cleanup_free_ char *v = tu_sh("sgdisk -v disk.raw 2>&1");
@@ -209,24 +211,26 @@ START_TEST(test_assemble_reads_back)
 
 	/* The ESP. */
 	_cleanup_free_ char *minfo = tu_sh("MTOOLS_SKIP_CHECK=1 minfo -i disk.raw@@2097152 ::");
-	_cleanup_free_ char *serial = xasprintf("serial number: %.4s%.4s", l.esp_vol_id, l.esp_vol_id + 5);
+	_cleanup_free_ char *serial =
+	        xasprintf("serial number: %.4s%.4s", l.esp_vol_id, l.esp_vol_id + 5);
 	ck_assert_msg(strstr(minfo, "hidden sectors: 4096"), "%s", minfo);
 	ck_assert_msg(strcasestr(minfo, serial), "%s not in %s", serial, minfo);
 	ck_assert_msg(strstr(minfo, "disk type=\"FAT32"), "%s", minfo);
-	_cleanup_free_ char *mdir = tu_sh("MTOOLS_SKIP_CHECK=1 mdir -i disk.raw@@2097152 ::EFI/BOOT");
+	_cleanup_free_ char *mdir =
+	        tu_sh("MTOOLS_SKIP_CHECK=1 mdir -i disk.raw@@2097152 ::EFI/BOOT");
 	ck_assert_msg(strstr(mdir, "BOOTX64  EFI"), "%s", mdir);
 	ck_assert_msg(strstr(mdir, "2023-11-14"), "%s", mdir); /* MTIME, not today */
 	_cleanup_free_ char *mz = tu_sh("MTOOLS_SKIP_CHECK=1 mtype -i disk.raw@@2097152 "
-					"::EFI/BOOT/BOOTX64.EFI | head -c 2");
+	                                "::EFI/BOOT/BOOTX64.EFI | head -c 2");
 	ck_assert_str_eq(mz, "MZ");
 	free(tu_sh("dd if=disk.raw of=esp.img bs=1M skip=2 count=64 status=none"));
 	free(tu_sh("fsck.fat -n esp.img"));
 
 	/* The root filesystem. */
-	_cleanup_free_ char *dd = xasprintf("dd if=disk.raw of=root.img bs=512 skip=%llu count=%llu "
-					    "conv=sparse status=none",
-					    (unsigned long long)l.root_start,
-					    (unsigned long long)l.root_sectors);
+	_cleanup_free_ char *dd =
+	        xasprintf("dd if=disk.raw of=root.img bs=512 skip=%llu count=%llu "
+	                  "conv=sparse status=none",
+	                  (unsigned long long)l.root_start, (unsigned long long)l.root_sectors);
 	free(tu_sh(dd));
 	free(tu_sh("e2fsck -fn root.img >/dev/null 2>&1"));
 	_cleanup_free_ char *sb = tu_sh("dumpe2fs -h root.img 2>/dev/null");
@@ -236,15 +240,18 @@ START_TEST(test_assemble_reads_back)
 	ck_assert_msg(strstr(sb, want_seed), "%s", sb);
 	ck_assert_msg(strstr(sb, "Filesystem volume name:   root"), "%s", sb);
 	_cleanup_free_ char *fstab = tu_sh("debugfs -R 'cat /etc/fstab' root.img 2>/dev/null");
-	_cleanup_free_ char *want_fstab = xasprintf("UUID=%s / ext4 rw,discard,errors=remount-ro 0 1\n"
-						    "UUID=%s /boot/efi vfat umask=0077,nofail 0 2\n",
-						    l.root_fs_uuid, l.esp_vol_id);
+	_cleanup_free_ char *want_fstab =
+	        xasprintf("UUID=%s / ext4 rw,discard,errors=remount-ro 0 1\n"
+	                  "UUID=%s /boot/efi vfat umask=0077,nofail 0 2\n",
+	                  l.root_fs_uuid, l.esp_vol_id);
 	ck_assert_msg(strstr(fstab, want_fstab), "%s", fstab);
-	_cleanup_free_ char *cfg = tu_sh("debugfs -R 'cat /boot/grub/grub.cfg' root.img 2>/dev/null");
-	_cleanup_free_ char *want_linux = xasprintf(
-		"\tlinux /boot/vmlinuz-" KVER " root=UUID=%s ro console=tty0 console=ttyS0,115200n8 "
-		"quiet net.ifnames=0\n\tinitrd /boot/initrd.img-" KVER "\n",
-		l.root_fs_uuid);
+	_cleanup_free_ char *cfg =
+	        tu_sh("debugfs -R 'cat /boot/grub/grub.cfg' root.img 2>/dev/null");
+	_cleanup_free_ char *want_linux =
+	        xasprintf("\tlinux /boot/vmlinuz-" KVER
+	                  " root=UUID=%s ro console=tty0 console=ttyS0,115200n8 "
+	                  "quiet net.ifnames=0\n\tinitrd /boot/initrd.img-" KVER "\n",
+	                  l.root_fs_uuid);
 	ck_assert_msg(strstr(cfg, want_linux), "%s", cfg);
 	ck_assert_ptr_nonnull(strstr(cfg, "serial --unit=0 --speed=115200\n"));
 	ck_assert_ptr_nonnull(strstr(cfg, "set timeout=0\n"));
@@ -277,19 +284,19 @@ START_TEST(test_deterministic)
 	ib_ctx_init(&ctx);
 	make_tree("tree");
 	struct ib_disk_layout a, b;
-	ck_assert_msg(assemble(&ctx, "tree", "a.raw", "same", (uint64_t)DISK_MIB << 20, &a) == 0, "%s",
-		      ctx.err);
+	ck_assert_msg(assemble(&ctx, "tree", "a.raw", "same", (uint64_t)DISK_MIB << 20, &a) == 0,
+	              "%s", ctx.err);
 	/* Change ctimes and the clock between the two builds. */
 	sleep(1);
 	ck_assert_int_eq(chmod("tree/usr/bin/hello", 0644), 0); /* same mode, new ctime */
-	ck_assert_msg(assemble(&ctx, "tree", "b.raw", "same", (uint64_t)DISK_MIB << 20, &b) == 0, "%s",
-		      ctx.err);
+	ck_assert_msg(assemble(&ctx, "tree", "b.raw", "same", (uint64_t)DISK_MIB << 20, &b) == 0,
+	              "%s", ctx.err);
 	ck_assert_mem_eq(&a, &b, sizeof(a));
 	char ha[IB_SHA256_HEX], hb[IB_SHA256_HEX];
 	sha("a.raw", ha);
 	sha("b.raw", hb);
 	ck_assert_msg(streq(ha, hb), "two builds differ: %s",
-		      tu_sh("cmp -l a.raw b.raw | head -20; true"));
+	              tu_sh("cmp -l a.raw b.raw | head -20; true"));
 
 	/* qcow2 of the same raw disk is the same too, and holds the same data. */
 	ck_assert_msg(ib_qcow2_convert(&ctx, "a.raw", "a.qcow2") == 0, "%s", ctx.err);
@@ -312,9 +319,9 @@ START_TEST(test_seed_changes_ids)
 	make_tree("tree");
 	struct ib_disk_layout a, b;
 	ck_assert_msg(assemble(&ctx, "tree", "a.raw", "seed-a", (uint64_t)DISK_MIB << 20, &a) == 0,
-		      "%s", ctx.err);
+	              "%s", ctx.err);
 	ck_assert_msg(assemble(&ctx, "tree", "b.raw", "seed-b", (uint64_t)DISK_MIB << 20, &b) == 0,
-		      "%s", ctx.err);
+	              "%s", ctx.err);
 	ck_assert_str_ne(a.disk_guid, b.disk_guid);
 	ck_assert_str_ne(a.root_part_guid, b.root_part_guid);
 	ck_assert_str_ne(a.root_fs_uuid, b.root_fs_uuid);
@@ -328,7 +335,8 @@ START_TEST(test_seed_changes_ids)
 	ck_assert_ptr_null(strcasestr(jb, a.disk_guid));
 	ck_assert_ptr_null(strcasestr(jb, a.root_part_guid));
 	/* The plan alone gives the same ids. */
-	struct ib_disk_opts opts = {.tree = "tree", .size = (uint64_t)DISK_MIB << 20, .seed = "seed-b"};
+	struct ib_disk_opts opts = {
+	        .tree = "tree", .size = (uint64_t)DISK_MIB << 20, .seed = "seed-b"};
 	struct ib_disk_layout p;
 	ck_assert_int_eq(ib_disk_plan(&ctx, &opts, &p), 0);
 	ck_assert_mem_eq(&p, &b, sizeof(p));
@@ -392,9 +400,12 @@ START_TEST(test_bad_cmdline)
 	struct ib_ctx ctx;
 	ib_ctx_init(&ctx);
 	make_tree("tree");
-	struct ib_disk_opts opts = {.tree = "tree", .out_raw = "disk.raw", .workdir = "work",
-				    .size = (uint64_t)DISK_MIB << 20, .seed = "s",
-				    .cmdline_extra = "quiet; reboot"};
+	struct ib_disk_opts opts = {.tree = "tree",
+	                            .out_raw = "disk.raw",
+	                            .workdir = "work",
+	                            .size = (uint64_t)DISK_MIB << 20,
+	                            .seed = "s",
+	                            .cmdline_extra = "quiet; reboot"};
 	struct ib_disk_layout l;
 	ck_assert_int_eq(ib_disk_assemble(&ctx, &opts, &l), -IB_E_SPEC);
 	ck_assert_msg(strstr(ctx.err, "cannot carry"), "%s", ctx.err);
@@ -423,8 +434,8 @@ int main(void)
 	setenv("PATH", newpath, 1);
 	free(newpath);
 	static const char *const needed[] = {"grub-mkimage", "mkfs.fat", "mkfs.ext4", "mcopy",
-					     "minfo", "sfdisk", "dumpe2fs", "e2fsck", "debugfs",
-					     "fsck.fat", "qemu-img"};
+	                                     "minfo",        "sfdisk",   "dumpe2fs",  "e2fsck",
+	                                     "debugfs",      "fsck.fat", "qemu-img"};
 	for (size_t i = 0; i < ARRAY_SIZE(needed); i++) {
 		if (!ib_have_program(needed[i])) {
 			fprintf(stderr, "check_disk: skipped: '%s' is not installed\n", needed[i]);

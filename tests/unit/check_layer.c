@@ -60,16 +60,23 @@ static void fx_file(const char *source, const char *dest, int mode, uid_t uid, g
 	fx_res.files[fx_res.n_files++] = f;
 }
 
-static void fx_unit(const char *u) { strv_push(&fx_res.units, u); }
+static void fx_unit(const char *u)
+{
+	strv_push(&fx_res.units, u);
+}
 
-static void fx_firstboot(const char *source) { strv_push_take(&fx_res.firstboot, ib_path_join(tu_dir, source)); }
+static void fx_firstboot(const char *source)
+{
+	strv_push_take(&fx_res.firstboot, ib_path_join(tu_dir, source));
+}
 
 static void fx_cloud(const char *key, const char *yaml)
 {
 	struct ib_kv *kv = xcalloc(1, sizeof(*kv));
 	kv->key = xstrdup(key);
 	kv->yaml = xstrdup(yaml);
-	fx_res.cloud_init = xrealloc(fx_res.cloud_init, (fx_res.n_cloud_init + 1) * sizeof(*fx_res.cloud_init));
+	fx_res.cloud_init =
+	        xrealloc(fx_res.cloud_init, (fx_res.n_cloud_init + 1) * sizeof(*fx_res.cloud_init));
 	fx_res.cloud_init[fx_res.n_cloud_init++] = kv;
 }
 
@@ -82,10 +89,10 @@ static int build(const char *rootfs, const char *out, time_t mtime)
 	ib_ctx_init(&build_ctx);
 	_cleanup_free_ char *tree = rootfs ? ib_path_join(tu_dir, rootfs) : NULL;
 	struct ib_layer_opts o = {
-		.project = &fx_proj,
-		.role = &fx_res,
-		.rootfs_tree = tree,
-		.mtime = mtime,
+	        .project = &fx_proj,
+	        .role = &fx_res,
+	        .rootfs_tree = tree,
+	        .mtime = mtime,
 	};
 	return ib_layer_build(&build_ctx, &o, out);
 }
@@ -107,16 +114,16 @@ static void build_fails(const char *rootfs, const char *out, const char *msg)
 static char *listing(const char *tar)
 {
 	_cleanup_free_ char *cmd = xasprintf(
-		"TZ=UTC tar --numeric-owner --full-time -tvf '%s' | awk '{$1=$1; print}'", tar);
+	        "TZ=UTC tar --numeric-owner --full-time -tvf '%s' | awk '{$1=$1; print}'", tar);
 	return tu_sh(cmd);
 }
 
 /* Only the lines of the listing containing needle. */
 static char *listing_grep(const char *tar, const char *needle)
 {
-	_cleanup_free_ char *cmd = xasprintf(
-		"TZ=UTC tar --numeric-owner --full-time -tvf '%s' | awk '{$1=$1; print}' | grep -F -- '%s' || true",
-		tar, needle);
+	_cleanup_free_ char *cmd = xasprintf("TZ=UTC tar --numeric-owner --full-time -tvf '%s' | "
+	                                     "awk '{$1=$1; print}' | grep -F -- '%s' || true",
+	                                     tar, needle);
 	return tu_sh(cmd);
 }
 
@@ -132,7 +139,10 @@ static char *extract_one(const char *tar, const char *path)
 	return tu_sh(cmd);
 }
 
-static void make_exec(const char *path) { ck_assert_int_eq(chmod(path, 0755), 0); }
+static void make_exec(const char *path)
+{
+	ck_assert_int_eq(chmod(path, 0755), 0);
+}
 
 static int no_temp_files(void)
 {
@@ -150,25 +160,25 @@ START_TEST(test_epoch_parse)
 		const char *s;
 		long long want;
 	} cases[] = {
-		{"0", 0},
-		{"1700000000", 1700000000},
-		{"0001700000000", 1700000000},
-		{"253402300799", 253402300799LL},
-		{"253402300800", -1},
-		{"99999999999999999999999999", -1},
-		{"", -1},
-		{"-5", -1},
-		{"+5", -1},
-		{" 5", -1},
-		{"5 ", -1},
-		{"12a", -1},
-		{"1.5", -1},
-		{"0x10", -1},
+	        {"0", 0},
+	        {"1700000000", 1700000000},
+	        {"0001700000000", 1700000000},
+	        {"253402300799", 253402300799LL},
+	        {"253402300800", -1},
+	        {"99999999999999999999999999", -1},
+	        {"", -1},
+	        {"-5", -1},
+	        {"+5", -1},
+	        {" 5", -1},
+	        {"5 ", -1},
+	        {"12a", -1},
+	        {"1.5", -1},
+	        {"0x10", -1},
 	};
 	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
 		setenv("SOURCE_DATE_EPOCH", cases[i].s, 1);
-		ck_assert_msg((long long)ib_source_date_epoch() == cases[i].want, "'%s' gave %lld", cases[i].s,
-			      (long long)ib_source_date_epoch());
+		ck_assert_msg((long long)ib_source_date_epoch() == cases[i].want, "'%s' gave %lld",
+		              cases[i].s, (long long)ib_source_date_epoch());
 	}
 	unsetenv("SOURCE_DATE_EPOCH");
 }
@@ -199,22 +209,25 @@ START_TEST(test_basic_contents)
 	build_ok(NULL, "layer.tar");
 	ck_assert(no_temp_files());
 
-	assert_listing("layer.tar",
-		       "-rw-r----- 0/0 10 2024-01-01 00:00:00 etc/app/not-exec\n"
-		       "-rw------- 1000/1001 7 2024-01-01 00:00:00 etc/app/secret\n"
-		       "-rw-r--r-- 0/0 82 2024-01-01 00:00:00 etc/cloud/cloud.cfg.d/90-imgbuild.cfg\n"
-		       "-rw-r--r-- 0/0 4 2024-01-01 00:00:00 etc/imgbuild/role\n"
-		       "-rw-r--r-- 0/0 6 2024-01-01 00:00:00 etc/motd\n"
-		       "-rwxr-xr-x 0/0 10 2024-01-01 00:00:00 usr/lib/imgbuild/firstboot.d/10-resize.sh\n"
-		       "-rwxr-xr-x 0/0 18 2024-01-01 00:00:00 usr/lib/imgbuild/firstboot.d/20-hello.sh\n"
-		       "-rwxr-xr-x 0/0 20 2024-01-01 00:00:00 usr/local/bin/tool\n");
+	assert_listing(
+	        "layer.tar",
+	        "-rw-r----- 0/0 10 2024-01-01 00:00:00 etc/app/not-exec\n"
+	        "-rw------- 1000/1001 7 2024-01-01 00:00:00 etc/app/secret\n"
+	        "-rw-r--r-- 0/0 82 2024-01-01 00:00:00 etc/cloud/cloud.cfg.d/90-imgbuild.cfg\n"
+	        "-rw-r--r-- 0/0 4 2024-01-01 00:00:00 etc/imgbuild/role\n"
+	        "-rw-r--r-- 0/0 6 2024-01-01 00:00:00 etc/motd\n"
+	        "-rwxr-xr-x 0/0 10 2024-01-01 00:00:00 usr/lib/imgbuild/firstboot.d/10-resize.sh\n"
+	        "-rwxr-xr-x 0/0 18 2024-01-01 00:00:00 usr/lib/imgbuild/firstboot.d/20-hello.sh\n"
+	        "-rwxr-xr-x 0/0 20 2024-01-01 00:00:00 usr/local/bin/tool\n");
 	_cleanup_free_ char *role = extract_one("layer.tar", "etc/imgbuild/role");
 	ck_assert_str_eq(role, "web\n");
-	_cleanup_free_ char *cfg = extract_one("layer.tar", "etc/cloud/cloud.cfg.d/90-imgbuild.cfg");
+	_cleanup_free_ char *cfg =
+	        extract_one("layer.tar", "etc/cloud/cloud.cfg.d/90-imgbuild.cfg");
 	ck_assert_str_eq(cfg, "# written by imgbuild from the role spec\n"
-			      "growpart:\n  mode: auto\n"
-			      "ssh_pwauth: false\n");
-	_cleanup_free_ char *hello = extract_one("layer.tar", "usr/lib/imgbuild/firstboot.d/20-hello.sh");
+	                      "growpart:\n  mode: auto\n"
+	                      "ssh_pwauth: false\n");
+	_cleanup_free_ char *hello =
+	        extract_one("layer.tar", "usr/lib/imgbuild/firstboot.d/20-hello.sh");
 	ck_assert_str_eq(hello, "#!/bin/sh\necho hi\n");
 	fx_end();
 }
@@ -238,7 +251,7 @@ START_TEST(test_header_fields)
 	ck_assert_int_eq(build(NULL, "layer.tar", 1700000000), 0);
 	_cleanup_free_ char *all = listing("layer.tar");
 	ck_assert_str_eq(all, "-rw-r--r-- 0/0 2 2023-11-14 22:13:20 a\n"
-			      "-rw-r--r-- 0/0 2 2023-11-14 22:13:20 etc/imgbuild/role\n");
+	                      "-rw-r--r-- 0/0 2 2023-11-14 22:13:20 etc/imgbuild/role\n");
 	/* Without --numeric-owner tar would print names stored in the header: none are. */
 	_cleanup_free_ char *names = tu_sh("TZ=UTC tar -tvf layer.tar | awk '{print $2}'");
 	ck_assert_str_eq(names, "0/0\n0/0\n");
@@ -267,7 +280,8 @@ START_TEST(test_deterministic)
 	tu_write("files/two", "22\n");
 	tu_write("files/tree/x/y", "y\n");
 	ck_assert_int_eq(symlink("y", "files/tree/x/link"), 0);
-	tu_write("rootfs/lib/systemd/system/ssh.service", "[Install]\nWantedBy=multi-user.target\n");
+	tu_write("rootfs/lib/systemd/system/ssh.service",
+	         "[Install]\nWantedBy=multi-user.target\n");
 
 	fx_begin("det");
 	fx_file("files/one", "/etc/one", -1, 0, 0);
@@ -309,18 +323,20 @@ START_TEST(test_dir_recursion)
 	fx_begin("dirs");
 	fx_file("site", "/var/www/site", 0750, 33, 34);
 	build_ok(NULL, "layer.tar");
-	assert_listing("layer.tar",
-		       "-rw-r--r-- 0/0 5 2024-01-01 00:00:00 etc/imgbuild/role\n"
-		       "drwxr-x--- 33/34 0 2024-01-01 00:00:00 var/www/site/\n"
-		       "lrwxrwxrwx 33/34 0 2024-01-01 00:00:00 var/www/site/abs-link -> /etc/hostname\n"
-		       "drwxr-xr-x 33/34 0 2024-01-01 00:00:00 var/www/site/bin/\n"
-		       "-rwxr-xr-x 33/34 10 2024-01-01 00:00:00 var/www/site/bin/run\n"
-		       "drwxr-xr-x 33/34 0 2024-01-01 00:00:00 var/www/site/deep/\n"
-		       "drwxr-xr-x 33/34 0 2024-01-01 00:00:00 var/www/site/deep/er/\n"
-		       "-rw-r--r-- 33/34 5 2024-01-01 00:00:00 var/www/site/deep/er/file.txt\n"
-		       "lrwxrwxrwx 33/34 0 2024-01-01 00:00:00 var/www/site/deep/index-link -> ../index.html\n"
-		       "drwxr-xr-x 33/34 0 2024-01-01 00:00:00 var/www/site/empty/\n"
-		       "-rw-r--r-- 33/34 12 2024-01-01 00:00:00 var/www/site/index.html\n");
+	assert_listing(
+	        "layer.tar",
+	        "-rw-r--r-- 0/0 5 2024-01-01 00:00:00 etc/imgbuild/role\n"
+	        "drwxr-x--- 33/34 0 2024-01-01 00:00:00 var/www/site/\n"
+	        "lrwxrwxrwx 33/34 0 2024-01-01 00:00:00 var/www/site/abs-link -> /etc/hostname\n"
+	        "drwxr-xr-x 33/34 0 2024-01-01 00:00:00 var/www/site/bin/\n"
+	        "-rwxr-xr-x 33/34 10 2024-01-01 00:00:00 var/www/site/bin/run\n"
+	        "drwxr-xr-x 33/34 0 2024-01-01 00:00:00 var/www/site/deep/\n"
+	        "drwxr-xr-x 33/34 0 2024-01-01 00:00:00 var/www/site/deep/er/\n"
+	        "-rw-r--r-- 33/34 5 2024-01-01 00:00:00 var/www/site/deep/er/file.txt\n"
+	        "lrwxrwxrwx 33/34 0 2024-01-01 00:00:00 var/www/site/deep/index-link -> "
+	        "../index.html\n"
+	        "drwxr-xr-x 33/34 0 2024-01-01 00:00:00 var/www/site/empty/\n"
+	        "-rw-r--r-- 33/34 12 2024-01-01 00:00:00 var/www/site/index.html\n");
 	fx_end();
 }
 END_TEST
@@ -333,12 +349,12 @@ START_TEST(test_dir_default_mode_and_fifo)
 	build_ok(NULL, "layer.tar");
 	_cleanup_free_ char *l = listing_grep("layer.tar", "opt/d/");
 	ck_assert_str_eq(l, "drwxr-xr-x 0/0 0 2024-01-01 00:00:00 opt/d/\n"
-			    "-rw-r--r-- 0/0 2 2024-01-01 00:00:00 opt/d/f\n");
+	                    "-rw-r--r-- 0/0 2 2024-01-01 00:00:00 opt/d/f\n");
 
 	ck_assert_int_eq(mkfifo("d/pipe", 0644), 0);
-	_cleanup_free_ char *msg = xasprintf(
-		"'%s/d/pipe' is not a regular file, a directory or a symlink: it cannot go into an image layer",
-		tu_dir);
+	_cleanup_free_ char *msg = xasprintf("'%s/d/pipe' is not a regular file, a directory or a "
+	                                     "symlink: it cannot go into an image layer",
+	                                     tu_dir);
 	build_fails(NULL, "layer2.tar", msg);
 	ck_assert(!ib_exists("layer2.tar"));
 	fx_end();
@@ -364,15 +380,18 @@ START_TEST(test_later_entry_replaces_and_conflicts)
 	fx_begin("r");
 	fx_file("override", "/etc/imgbuild/role", -1, 0, 0);
 	build_fails(NULL, "x.tar",
-		    "'/etc/imgbuild/role' is written twice, by the files: entry at images/test.yaml:3:5 and by imgbuild (the role name)");
+	            "'/etc/imgbuild/role' is written twice, by the files: entry at "
+	            "images/test.yaml:3:5 and by imgbuild (the role name)");
 	fx_end();
 
 	/* A file where a directory is needed. */
 	fx_begin("r");
 	fx_file("override", "/etc/app", -1, 0, 0);
 	fx_file("override", "/etc/app/x", -1, 0, 0);
-	build_fails(NULL, "x.tar",
-		    "'/etc/app' (from the files: entry at images/test.yaml:3:5) is not a directory, but '/etc/app/x' (from the files: entry at images/test.yaml:4:5) is below it");
+	build_fails(
+	        NULL, "x.tar",
+	        "'/etc/app' (from the files: entry at images/test.yaml:3:5) is not a directory, "
+	        "but '/etc/app/x' (from the files: entry at images/test.yaml:4:5) is below it");
 	fx_end();
 }
 END_TEST
@@ -380,16 +399,15 @@ END_TEST
 START_TEST(test_long_names_and_big_ids)
 {
 	char name[300];
-	snprintf(name, sizeof(name),
-		 "/srv/%s/%s/file-with-a-rather-long-name.conf",
-		 "a-directory-name-that-is-long-enough-to-need-more-than-ustar-offers",
-		 "and-another-one-to-go-well-past-one-hundred-and-fifty-five-characters");
+	snprintf(name, sizeof(name), "/srv/%s/%s/file-with-a-rather-long-name.conf",
+	         "a-directory-name-that-is-long-enough-to-need-more-than-ustar-offers",
+	         "and-another-one-to-go-well-past-one-hundred-and-fifty-five-characters");
 	tu_write("f", "x\n");
 	fx_begin("long");
 	fx_file("f", name, -1, 3000000, 3000001);
 	build_ok(NULL, "layer.tar");
-	_cleanup_free_ char *want = xasprintf("-rw-r--r-- 3000000/3000001 2 2024-01-01 00:00:00 %s\n",
-					      name + 1);
+	_cleanup_free_ char *want =
+	        xasprintf("-rw-r--r-- 3000000/3000001 2 2024-01-01 00:00:00 %s\n", name + 1);
 	_cleanup_free_ char *got = listing_grep("layer.tar", "srv/");
 	ck_assert_str_eq(got, want);
 	fx_end();
@@ -405,10 +423,11 @@ START_TEST(test_firstboot_numbering_past_nine)
 		fx_firstboot(p);
 	}
 	build_ok(NULL, "layer.tar");
-	_cleanup_free_ char *names = tu_sh("tar -tf layer.tar | grep firstboot.d/ | head -2; tar -tf layer.tar | grep firstboot.d/ | tail -1");
+	_cleanup_free_ char *names = tu_sh("tar -tf layer.tar | grep firstboot.d/ | head -2; tar "
+	                                   "-tf layer.tar | grep firstboot.d/ | tail -1");
 	ck_assert_str_eq(names, "usr/lib/imgbuild/firstboot.d/010-s0.sh\n"
-				"usr/lib/imgbuild/firstboot.d/020-s1.sh\n"
-				"usr/lib/imgbuild/firstboot.d/100-s9.sh\n");
+	                        "usr/lib/imgbuild/firstboot.d/020-s1.sh\n"
+	                        "usr/lib/imgbuild/firstboot.d/100-s9.sh\n");
 	fx_end();
 }
 END_TEST
@@ -418,8 +437,8 @@ END_TEST
 START_TEST(test_unit_in_layer)
 {
 	tu_write("units/hello.service",
-		 "[Unit]\nDescription=hello\n\n[Service]\nExecStart=/bin/true\n\n"
-		 "[Install]\nWantedBy=multi-user.target\n");
+	         "[Unit]\nDescription=hello\n\n[Service]\nExecStart=/bin/true\n\n"
+	         "[Install]\nWantedBy=multi-user.target\n");
 	tu_write("units/other.service", "[Install]\nWantedBy=graphical.target\n");
 	fx_begin("u");
 	fx_file("units/hello.service", "/etc/systemd/system/hello.service", -1, 0, 0);
@@ -428,9 +447,12 @@ START_TEST(test_unit_in_layer)
 	fx_unit("other"); /* as with systemctl, ".service" is implied */
 	build_ok(NULL, "layer.tar");
 	_cleanup_free_ char *l = listing_grep("layer.tar", " -> ");
-	ck_assert_str_eq(l,
-			 "lrwxrwxrwx 0/0 0 2024-01-01 00:00:00 etc/systemd/system/graphical.target.wants/other.service -> /usr/lib/systemd/system/other.service\n"
-			 "lrwxrwxrwx 0/0 0 2024-01-01 00:00:00 etc/systemd/system/multi-user.target.wants/hello.service -> /etc/systemd/system/hello.service\n");
+	ck_assert_str_eq(l, "lrwxrwxrwx 0/0 0 2024-01-01 00:00:00 "
+	                    "etc/systemd/system/graphical.target.wants/other.service -> "
+	                    "/usr/lib/systemd/system/other.service\n"
+	                    "lrwxrwxrwx 0/0 0 2024-01-01 00:00:00 "
+	                    "etc/systemd/system/multi-user.target.wants/hello.service -> "
+	                    "/etc/systemd/system/hello.service\n");
 	fx_end();
 }
 END_TEST
@@ -439,8 +461,8 @@ START_TEST(test_unit_from_usrmerged_rootfs)
 {
 	/* Debian 12: /lib -> usr/lib, units shipped under /usr/lib, linked as /lib/... */
 	tu_write("rootfs/usr/lib/systemd/system/ssh.service",
-		 "[Unit]\nDescription=OpenBSD Secure Shell server\n\n"
-		 "[Install]\nWantedBy=multi-user.target\nAlias=sshd.service\n");
+	         "[Unit]\nDescription=OpenBSD Secure Shell server\n\n"
+	         "[Install]\nWantedBy=multi-user.target\nAlias=sshd.service\n");
 	ck_assert_int_eq(symlink("usr/lib", "rootfs/lib"), 0);
 	/* A unit from the role's files, shipped into /usr/lib, seen through /lib too. */
 	tu_write("units/mine.service", "[Install]\nWantedBy=multi-user.target\n");
@@ -450,10 +472,14 @@ START_TEST(test_unit_from_usrmerged_rootfs)
 	fx_unit("mine.service");
 	build_ok("rootfs", "layer.tar");
 	_cleanup_free_ char *l = listing_grep("layer.tar", " -> ");
-	ck_assert_str_eq(l,
-			 "lrwxrwxrwx 0/0 0 2024-01-01 00:00:00 etc/systemd/system/multi-user.target.wants/mine.service -> /lib/systemd/system/mine.service\n"
-			 "lrwxrwxrwx 0/0 0 2024-01-01 00:00:00 etc/systemd/system/multi-user.target.wants/ssh.service -> /lib/systemd/system/ssh.service\n"
-			 "lrwxrwxrwx 0/0 0 2024-01-01 00:00:00 etc/systemd/system/sshd.service -> /lib/systemd/system/ssh.service\n");
+	ck_assert_str_eq(l, "lrwxrwxrwx 0/0 0 2024-01-01 00:00:00 "
+	                    "etc/systemd/system/multi-user.target.wants/mine.service -> "
+	                    "/lib/systemd/system/mine.service\n"
+	                    "lrwxrwxrwx 0/0 0 2024-01-01 00:00:00 "
+	                    "etc/systemd/system/multi-user.target.wants/ssh.service -> "
+	                    "/lib/systemd/system/ssh.service\n"
+	                    "lrwxrwxrwx 0/0 0 2024-01-01 00:00:00 etc/systemd/system/sshd.service "
+	                    "-> /lib/systemd/system/ssh.service\n");
 	fx_end();
 }
 END_TEST
@@ -462,20 +488,26 @@ START_TEST(test_unit_rootfs_absolute_symlinks)
 {
 	/* An absolute /lib symlink must resolve inside the tree, never on the host. */
 	tu_write("rootfs/usr/lib/systemd/system/chrony.service",
-		 "[Install]\nWantedBy=multi-user.target\nAlias=chronyd.service\n");
+	         "[Install]\nWantedBy=multi-user.target\nAlias=chronyd.service\n");
 	ck_assert_int_eq(symlink("/usr/lib", "rootfs/lib"), 0);
 	/* An /etc override wins over /lib. */
 	tu_write("rootfs/etc/systemd/system/cron.service", "[Install]\nWantedBy=timers.target\n");
-	tu_write("rootfs/usr/lib/systemd/system/cron.service", "[Install]\nWantedBy=multi-user.target\n");
+	tu_write("rootfs/usr/lib/systemd/system/cron.service",
+	         "[Install]\nWantedBy=multi-user.target\n");
 	fx_begin("u");
 	fx_unit("chrony.service");
 	fx_unit("cron.service");
 	build_ok("rootfs", "layer.tar");
 	_cleanup_free_ char *l = listing_grep("layer.tar", " -> ");
 	ck_assert_str_eq(l,
-			 "lrwxrwxrwx 0/0 0 2024-01-01 00:00:00 etc/systemd/system/chronyd.service -> /lib/systemd/system/chrony.service\n"
-			 "lrwxrwxrwx 0/0 0 2024-01-01 00:00:00 etc/systemd/system/multi-user.target.wants/chrony.service -> /lib/systemd/system/chrony.service\n"
-			 "lrwxrwxrwx 0/0 0 2024-01-01 00:00:00 etc/systemd/system/timers.target.wants/cron.service -> /etc/systemd/system/cron.service\n");
+	                 "lrwxrwxrwx 0/0 0 2024-01-01 00:00:00 etc/systemd/system/chronyd.service "
+	                 "-> /lib/systemd/system/chrony.service\n"
+	                 "lrwxrwxrwx 0/0 0 2024-01-01 00:00:00 "
+	                 "etc/systemd/system/multi-user.target.wants/chrony.service -> "
+	                 "/lib/systemd/system/chrony.service\n"
+	                 "lrwxrwxrwx 0/0 0 2024-01-01 00:00:00 "
+	                 "etc/systemd/system/timers.target.wants/cron.service -> "
+	                 "/etc/systemd/system/cron.service\n");
 	fx_end();
 }
 END_TEST
@@ -483,30 +515,30 @@ END_TEST
 START_TEST(test_unit_install_syntax)
 {
 	tu_write("rootfs/lib/systemd/system/a.service",
-		 "[Install]\n"
-		 "# a comment\n"
-		 "; another\n"
-		 "WantedBy = multi-user.target  graphical.target\n"
-		 "WantedBy=default.target\n"
-		 "RequiredBy=b.target \\\n"
-		 "   c.target\n"
-		 "UpheldBy=d.target\n"
-		 "[Service]\n"
-		 "WantedBy=ignored.target\n");
+	         "[Install]\n"
+	         "# a comment\n"
+	         "; another\n"
+	         "WantedBy = multi-user.target  graphical.target\n"
+	         "WantedBy=default.target\n"
+	         "RequiredBy=b.target \\\n"
+	         "   c.target\n"
+	         "UpheldBy=d.target\n"
+	         "[Service]\n"
+	         "WantedBy=ignored.target\n");
 	tu_write("rootfs/lib/systemd/system/reset.service",
-		 "[Install]\nWantedBy=old.target\nWantedBy=\nWantedBy=new.target\n");
+	         "[Install]\nWantedBy=old.target\nWantedBy=\nWantedBy=new.target\n");
 	fx_begin("u");
 	fx_unit("a.service");
 	fx_unit("reset.service");
 	build_ok("rootfs", "layer.tar");
 	_cleanup_free_ char *l = tu_sh("tar -tf layer.tar | grep systemd");
 	ck_assert_str_eq(l, "etc/systemd/system/b.target.requires/a.service\n"
-			    "etc/systemd/system/c.target.requires/a.service\n"
-			    "etc/systemd/system/d.target.upholds/a.service\n"
-			    "etc/systemd/system/default.target.wants/a.service\n"
-			    "etc/systemd/system/graphical.target.wants/a.service\n"
-			    "etc/systemd/system/multi-user.target.wants/a.service\n"
-			    "etc/systemd/system/new.target.wants/reset.service\n");
+	                    "etc/systemd/system/c.target.requires/a.service\n"
+	                    "etc/systemd/system/d.target.upholds/a.service\n"
+	                    "etc/systemd/system/default.target.wants/a.service\n"
+	                    "etc/systemd/system/graphical.target.wants/a.service\n"
+	                    "etc/systemd/system/multi-user.target.wants/a.service\n"
+	                    "etc/systemd/system/new.target.wants/reset.service\n");
 	fx_end();
 }
 END_TEST
@@ -514,18 +546,24 @@ END_TEST
 START_TEST(test_unit_also_and_loops)
 {
 	tu_write("rootfs/lib/systemd/system/x.socket",
-		 "[Install]\nWantedBy=sockets.target\nAlso=x.service\n");
+	         "[Install]\nWantedBy=sockets.target\nAlso=x.service\n");
 	tu_write("rootfs/lib/systemd/system/x.service",
-		 "[Install]\nWantedBy=multi-user.target\nAlso=x.socket x-helper.service\n");
-	tu_write("rootfs/lib/systemd/system/x-helper.service", "[Install]\nAlso=x.service\nAlias=xh.service\n");
+	         "[Install]\nWantedBy=multi-user.target\nAlso=x.socket x-helper.service\n");
+	tu_write("rootfs/lib/systemd/system/x-helper.service",
+	         "[Install]\nAlso=x.service\nAlias=xh.service\n");
 	fx_begin("u");
 	fx_unit("x.socket");
 	build_ok("rootfs", "layer.tar");
 	_cleanup_free_ char *l = listing_grep("layer.tar", " -> ");
-	ck_assert_str_eq(l,
-			 "lrwxrwxrwx 0/0 0 2024-01-01 00:00:00 etc/systemd/system/multi-user.target.wants/x.service -> /lib/systemd/system/x.service\n"
-			 "lrwxrwxrwx 0/0 0 2024-01-01 00:00:00 etc/systemd/system/sockets.target.wants/x.socket -> /lib/systemd/system/x.socket\n"
-			 "lrwxrwxrwx 0/0 0 2024-01-01 00:00:00 etc/systemd/system/xh.service -> /lib/systemd/system/x-helper.service\n");
+	ck_assert_str_eq(
+	        l,
+	        "lrwxrwxrwx 0/0 0 2024-01-01 00:00:00 "
+	        "etc/systemd/system/multi-user.target.wants/x.service -> "
+	        "/lib/systemd/system/x.service\n"
+	        "lrwxrwxrwx 0/0 0 2024-01-01 00:00:00 "
+	        "etc/systemd/system/sockets.target.wants/x.socket -> /lib/systemd/system/x.socket\n"
+	        "lrwxrwxrwx 0/0 0 2024-01-01 00:00:00 etc/systemd/system/xh.service -> "
+	        "/lib/systemd/system/x-helper.service\n");
 	fx_end();
 }
 END_TEST
@@ -533,38 +571,55 @@ END_TEST
 START_TEST(test_unit_templates)
 {
 	tu_write("rootfs/lib/systemd/system/getty@.service",
-		 "[Install]\nWantedBy=getty.target\nDefaultInstance=tty1\n");
+	         "[Install]\nWantedBy=getty.target\nDefaultInstance=tty1\n");
 	tu_write("rootfs/lib/systemd/system/serial-getty@.service",
-		 "[Install]\nWantedBy=getty.target\nAlias=console@.service\nAlso=%p-log@%i.service\n");
-	tu_write("rootfs/lib/systemd/system/serial-getty-log@.service", "[Install]\nWantedBy=%N-x.target\n");
+	         "[Install]\nWantedBy=getty.target\nAlias=console@.service\nAlso=%p-log@%i."
+	         "service\n");
+	tu_write("rootfs/lib/systemd/system/serial-getty-log@.service",
+	         "[Install]\nWantedBy=%N-x.target\n");
 	/* An instance with its own file is linked to that file, not to the template. */
-	tu_write("rootfs/lib/systemd/system/special@one.service", "[Install]\nWantedBy=multi-user.target\n");
-	tu_write("rootfs/lib/systemd/system/special@.service", "[Install]\nWantedBy=never.target\n");
+	tu_write("rootfs/lib/systemd/system/special@one.service",
+	         "[Install]\nWantedBy=multi-user.target\n");
+	tu_write("rootfs/lib/systemd/system/special@.service",
+	         "[Install]\nWantedBy=never.target\n");
 	fx_begin("u");
 	fx_unit("getty@.service");
 	fx_unit("serial-getty@ttyS0.service");
 	fx_unit("special@one.service");
 	build_ok("rootfs", "layer.tar");
 	_cleanup_free_ char *l = listing_grep("layer.tar", " -> ");
-	ck_assert_str_eq(l,
-			 "lrwxrwxrwx 0/0 0 2024-01-01 00:00:00 etc/systemd/system/console@ttyS0.service -> /lib/systemd/system/serial-getty@.service\n"
-			 "lrwxrwxrwx 0/0 0 2024-01-01 00:00:00 etc/systemd/system/getty.target.wants/getty@tty1.service -> /lib/systemd/system/getty@.service\n"
-			 "lrwxrwxrwx 0/0 0 2024-01-01 00:00:00 etc/systemd/system/getty.target.wants/serial-getty@ttyS0.service -> /lib/systemd/system/serial-getty@.service\n"
-			 "lrwxrwxrwx 0/0 0 2024-01-01 00:00:00 etc/systemd/system/multi-user.target.wants/special@one.service -> /lib/systemd/system/special@one.service\n"
-			 "lrwxrwxrwx 0/0 0 2024-01-01 00:00:00 etc/systemd/system/serial-getty-log@ttyS0-x.target.wants/serial-getty-log@ttyS0.service -> /lib/systemd/system/serial-getty-log@.service\n");
+	ck_assert_str_eq(
+	        l, "lrwxrwxrwx 0/0 0 2024-01-01 00:00:00 etc/systemd/system/console@ttyS0.service "
+	           "-> /lib/systemd/system/serial-getty@.service\n"
+	           "lrwxrwxrwx 0/0 0 2024-01-01 00:00:00 "
+	           "etc/systemd/system/getty.target.wants/getty@tty1.service -> "
+	           "/lib/systemd/system/getty@.service\n"
+	           "lrwxrwxrwx 0/0 0 2024-01-01 00:00:00 "
+	           "etc/systemd/system/getty.target.wants/serial-getty@ttyS0.service -> "
+	           "/lib/systemd/system/serial-getty@.service\n"
+	           "lrwxrwxrwx 0/0 0 2024-01-01 00:00:00 "
+	           "etc/systemd/system/multi-user.target.wants/special@one.service -> "
+	           "/lib/systemd/system/special@one.service\n"
+	           "lrwxrwxrwx 0/0 0 2024-01-01 00:00:00 "
+	           "etc/systemd/system/serial-getty-log@ttyS0-x.target.wants/"
+	           "serial-getty-log@ttyS0.service -> "
+	           "/lib/systemd/system/serial-getty-log@.service\n");
 	fx_end();
 }
 END_TEST
 
 START_TEST(test_unit_errors)
 {
-	tu_write("rootfs/lib/systemd/system/static.service", "[Unit]\nDescription=static\n[Service]\nExecStart=/bin/true\n");
+	tu_write("rootfs/lib/systemd/system/static.service",
+	         "[Unit]\nDescription=static\n[Service]\nExecStart=/bin/true\n");
 	tu_write("rootfs/lib/systemd/system/empty.service", "[Install]\n# nothing\n");
-	tu_write("rootfs/lib/systemd/system/tmpl@.service", "[Install]\nWantedBy=multi-user.target\n");
+	tu_write("rootfs/lib/systemd/system/tmpl@.service",
+	         "[Install]\nWantedBy=multi-user.target\n");
 	tu_write("rootfs/lib/systemd/system/host.service", "[Install]\nWantedBy=%H.target\n");
 	tu_write("rootfs/lib/systemd/system/bad.service", "[Install]\nWantedBy=../../etc/passwd\n");
 	tu_write("rootfs/lib/systemd/system/badalias.service", "[Install]\nAlias=foo.socket\n");
-	tu_write("rootfs/lib/systemd/system/masked.service", "[Install]\nWantedBy=multi-user.target\n");
+	tu_write("rootfs/lib/systemd/system/masked.service",
+	         "[Install]\nWantedBy=multi-user.target\n");
 	tu_write("rootfs/etc/systemd/system/.keep", "");
 	ck_assert_int_eq(symlink("/dev/null", "rootfs/etc/systemd/system/masked.service"), 0);
 	tu_write("existing.tar", "old contents");
@@ -573,17 +628,23 @@ START_TEST(test_unit_errors)
 		const char *unit;
 		const char *msg;
 	} cases[] = {
-		{"nope.service", "unit 'nope.service' not found in the role's files or the root filesystem"},
-		{"static.service", "unit 'static.service' has no [Install] section, it cannot be enabled"},
-		{"empty.service",
-		 "unit 'empty.service' has nothing to enable in its [Install] section (no WantedBy=, RequiredBy=, Alias= or Also=)"},
-		{"tmpl@.service",
-		 "unit 'tmpl@.service' is a template without DefaultInstance=: enable an instance such as 'tmpl@name.service'"},
-		{"host.service", "unit 'host.service': specifier '%H' in its [Install] section has no value at build time"},
-		{"bad.service", "unit 'bad.service': '../../etc/passwd' in WantedBy= is not a valid unit name"},
-		{"badalias.service", "unit 'badalias.service': Alias=foo.socket is not of the same unit type"},
-		{"masked.service", "unit 'masked.service' is masked (linked to /dev/null), it cannot be enabled"},
-		{"no/slash.service", "'no/slash.service' is not a valid systemd unit name"},
+	        {"nope.service",
+	         "unit 'nope.service' not found in the role's files or the root filesystem"},
+	        {"static.service",
+	         "unit 'static.service' has no [Install] section, it cannot be enabled"},
+	        {"empty.service", "unit 'empty.service' has nothing to enable in its [Install] "
+	                          "section (no WantedBy=, RequiredBy=, Alias= or Also=)"},
+	        {"tmpl@.service", "unit 'tmpl@.service' is a template without DefaultInstance=: "
+	                          "enable an instance such as 'tmpl@name.service'"},
+	        {"host.service", "unit 'host.service': specifier '%H' in its [Install] section has "
+	                         "no value at build time"},
+	        {"bad.service",
+	         "unit 'bad.service': '../../etc/passwd' in WantedBy= is not a valid unit name"},
+	        {"badalias.service",
+	         "unit 'badalias.service': Alias=foo.socket is not of the same unit type"},
+	        {"masked.service",
+	         "unit 'masked.service' is masked (linked to /dev/null), it cannot be enabled"},
+	        {"no/slash.service", "'no/slash.service' is not a valid systemd unit name"},
 	};
 	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
 		fx_begin("u");
@@ -599,7 +660,8 @@ START_TEST(test_unit_errors)
 	/* Without a root tree only the layer is searched. */
 	fx_begin("u");
 	fx_unit("static.service");
-	build_fails(NULL, "x.tar", "unit 'static.service' not found in the role's files or the root filesystem");
+	build_fails(NULL, "x.tar",
+	            "unit 'static.service' not found in the role's files or the root filesystem");
 	fx_end();
 }
 END_TEST
@@ -612,7 +674,8 @@ START_TEST(test_unit_conflicting_aliases)
 	fx_unit("one.service");
 	fx_unit("two.service");
 	build_fails("rootfs", "x.tar",
-		    "'/etc/systemd/system/same.service' is written twice, by enabling unit 'one.service' and by enabling unit 'two.service'");
+	            "'/etc/systemd/system/same.service' is written twice, by enabling unit "
+	            "'one.service' and by enabling unit 'two.service'");
 	fx_end();
 }
 END_TEST

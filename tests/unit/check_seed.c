@@ -21,7 +21,8 @@ static void seed_ok(const char *out, const char *net, time_t mtime)
 
 static void need(const char *prog)
 {
-	ck_assert_msg(ib_have_program(prog), "'%s' is needed by this test (make deps installs it)", prog);
+	ck_assert_msg(ib_have_program(prog), "'%s' is needed by this test (make deps installs it)",
+	              prog);
 }
 
 static char *slurp(const char *path)
@@ -50,18 +51,21 @@ START_TEST(test_seed_roundtrip)
 	ck_assert_str_eq(type, "iso9660\n");
 
 	/* Rock Ridge names, modes, owners and times. */
-	_cleanup_free_ char *ls = tu_sh("TZ=UTC xorriso -indev seed.iso -lsl / 2>/dev/null | awk '{$1=$1; print}'");
+	_cleanup_free_ char *ls =
+	        tu_sh("TZ=UTC xorriso -indev seed.iso -lsl / 2>/dev/null | awk '{$1=$1; print}'");
 	ck_assert_str_eq(ls, "total 3\n"
-			     "-rw-r--r-- 1 0 0 41 Jan 1 2024 'meta-data'\n"
-			     "-rw-r--r-- 1 0 0 46 Jan 1 2024 'network-config'\n"
-			     "-rw-r--r-- 1 0 0 48 Jan 1 2024 'user-data'\n");
-	_cleanup_free_ char *vol = tu_sh("xorriso -indev seed.iso -pvd_info 2>/dev/null | grep -E '^(Volume Id|Creation Time|Modif. Time)'");
+	                     "-rw-r--r-- 1 0 0 41 Jan 1 2024 'meta-data'\n"
+	                     "-rw-r--r-- 1 0 0 46 Jan 1 2024 'network-config'\n"
+	                     "-rw-r--r-- 1 0 0 48 Jan 1 2024 'user-data'\n");
+	_cleanup_free_ char *vol = tu_sh("xorriso -indev seed.iso -pvd_info 2>/dev/null | grep -E "
+	                                 "'^(Volume Id|Creation Time|Modif. Time)'");
 	ck_assert_str_eq(vol, "Volume Id    : CIDATA\n"
-			      "Creation Time: 2024010100000000\n"
-			      "Modif. Time  : 2024010100000000\n");
+	                      "Creation Time: 2024010100000000\n"
+	                      "Modif. Time  : 2024010100000000\n");
 
 	/* Contents byte for byte, and the Joliet tree as well. */
-	_cleanup_free_ char *x = tu_sh("osirrox -indev seed.iso -extract / out 2>/dev/null && ls out");
+	_cleanup_free_ char *x =
+	        tu_sh("osirrox -indev seed.iso -extract / out 2>/dev/null && ls out");
 	ck_assert_str_eq(x, "meta-data\nnetwork-config\nuser-data\n");
 	_cleanup_free_ char *u = slurp("out/user-data");
 	_cleanup_free_ char *m = slurp("out/meta-data");
@@ -100,7 +104,8 @@ START_TEST(test_seed_deterministic)
 	_cleanup_free_ char *same = tu_sh("cmp a.iso b.iso && cmp a.iso c.iso && echo same");
 	ck_assert_str_eq(same, "same\n");
 	/* No trace of the day it was made: the INFO block too carries the given time. */
-	_cleanup_free_ char *info = tu_sh("dd if=a.iso bs=2048 skip=19 count=1 2>/dev/null | head -c 29");
+	_cleanup_free_ char *info =
+	        tu_sh("dd if=a.iso bs=2048 skip=19 count=1 2>/dev/null | head -c 29");
 	ck_assert_str_eq(info, "INFO Mon Jan  1 00:00:00 2024");
 	/* Another time gives another image. */
 	seed_ok("d.iso", net_config, SEED_TIME + 86400);
@@ -115,7 +120,8 @@ START_TEST(test_seed_atomic)
 	ib_ctx_init(&ctx);
 	int r = ib_seed_write(&ctx, "no-such-dir/seed.iso", user_data, meta_data, NULL, SEED_TIME);
 	ck_assert_int_eq(r, -IB_E_IO);
-	ck_assert_msg(strstr(ctx.err, "cannot create 'no-such-dir/seed.iso.tmp.") == ctx.err, "%s", ctx.err);
+	ck_assert_msg(strstr(ctx.err, "cannot create 'no-such-dir/seed.iso.tmp.") == ctx.err, "%s",
+	              ctx.err);
 
 	/* A successful write replaces an existing file and leaves no temporary. */
 	tu_write("seed.iso", "old");
@@ -129,10 +135,10 @@ END_TEST
 /* ---- templates ---- */
 
 static const struct ib_tvar vars[] = {
-	{"hostname", "web-1"},
-	{"role", "web"},
-	{"ssh_key", "ssh-ed25519 AAAA {{ role }} user@host"},
-	{"empty", ""},
+        {"hostname", "web-1"},
+        {"role", "web"},
+        {"ssh_key", "ssh-ed25519 AAAA {{ role }} user@host"},
+        {"empty", ""},
 };
 
 static char *render_ok(const char *text)
@@ -150,7 +156,8 @@ static void render_fails(const char *text, const char *msg)
 	struct ib_ctx ctx;
 	ib_ctx_init(&ctx);
 	char *out = NULL;
-	int r = ib_template_render(&ctx, "images/web.user-data", text, vars, ARRAY_SIZE(vars), &out);
+	int r = ib_template_render(&ctx, "images/web.user-data", text, vars, ARRAY_SIZE(vars),
+	                           &out);
 	ck_assert_int_eq(r, -IB_E_SPEC);
 	ck_assert_ptr_null(out);
 	ck_assert_str_eq(ctx.err, msg);
@@ -161,17 +168,17 @@ START_TEST(test_template_substitution)
 	static const struct {
 		const char *in, *out;
 	} cases[] = {
-		{"", ""},
-		{"no placeholders here\n", "no placeholders here\n"},
-		{"hostname: {{ hostname }}\n", "hostname: web-1\n"},
-		{"{{hostname}}", "web-1"},
-		{"{{   role\t}}-{{role }}", "web-web"},
-		{"{{hostname}}{{role}}", "web-1web"},
-		{"a{{ empty }}b", "ab"},
-		/* A value goes in verbatim, braces and all, without a second pass. */
-		{"key: {{ ssh_key }}", "key: ssh-ed25519 AAAA {{ role }} user@host"},
-		{"single { and } and }} stay", "single { and } and }} stay"},
-		{"line1\nline2 {{ role }}\n\n", "line1\nline2 web\n\n"},
+	        {"", ""},
+	        {"no placeholders here\n", "no placeholders here\n"},
+	        {"hostname: {{ hostname }}\n", "hostname: web-1\n"},
+	        {"{{hostname}}", "web-1"},
+	        {"{{   role\t}}-{{role }}", "web-web"},
+	        {"{{hostname}}{{role}}", "web-1web"},
+	        {"a{{ empty }}b", "ab"},
+	        /* A value goes in verbatim, braces and all, without a second pass. */
+	        {"key: {{ ssh_key }}", "key: ssh-ed25519 AAAA {{ role }} user@host"},
+	        {"single { and } and }} stay", "single { and } and }} stay"},
+	        {"line1\nline2 {{ role }}\n\n", "line1\nline2 web\n\n"},
 	};
 	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
 		_cleanup_free_ char *got = render_ok(cases[i].in);
@@ -184,12 +191,13 @@ START_TEST(test_template_errors)
 {
 	render_fails("{{ nope }}", "images/web.user-data:1:1: unknown template variable 'nope'");
 	render_fails("#cloud-config\nhostname: {{ hostname }}\nusers:\n  - name: {{ user }}\n",
-		     "images/web.user-data:4:11: unknown template variable 'user'");
+	             "images/web.user-data:4:11: unknown template variable 'user'");
 	render_fails("a: 1\nb: {{ role\nc: }}\n", "images/web.user-data:2:4: unclosed '{{'");
 	render_fails("x {{ hostname }} {{", "images/web.user-data:1:18: unclosed '{{'");
 	render_fails("{{}}", "images/web.user-data:1:1: unknown template variable ''");
 	/* Columns count characters, not bytes. */
-	render_fails("# é ü\n  café: {{ bad }}", "images/web.user-data:2:9: unknown template variable 'bad'");
+	render_fails("# é ü\n  café: {{ bad }}",
+	             "images/web.user-data:2:9: unknown template variable 'bad'");
 }
 END_TEST
 

@@ -7,9 +7,9 @@
 #include "testutil.h"
 
 static const char project_yaml[] = "project: quode-sre\n"
-				   "debian:\n"
-				   "  suite: bookworm\n"
-				   "  mirror: http://deb.debian.org/debian\n";
+                                   "debian:\n"
+                                   "  suite: bookworm\n"
+                                   "  mirror: http://deb.debian.org/debian\n";
 
 /* A project with no roles yet. */
 static void setup_project(void)
@@ -53,7 +53,8 @@ static void expect_error_like(const char *prefix, const char *word)
 	int r = ib_project_load(&ctx, ".", &p);
 	ck_assert_msg(r == -IB_E_SPEC, "expected -IB_E_SPEC, got %d (%s)", r, ctx.err);
 	ck_assert_ptr_eq(p, (struct ib_project *)&sentinel);
-	ck_assert_msg(startswith(ctx.err, prefix), "'%s' does not start with '%s'", ctx.err, prefix);
+	ck_assert_msg(startswith(ctx.err, prefix), "'%s' does not start with '%s'", ctx.err,
+	              prefix);
 	ck_assert_msg(strstr(ctx.err, word), "'%s' does not mention '%s'", ctx.err, word);
 }
 
@@ -74,49 +75,47 @@ static void write_four_roles(void)
 	tu_write("ansible-free-scripts/firstboot.sh", "#!/bin/sh\n");
 	tu_write("ansible-free-scripts/record-role.sh", "#!/bin/sh\n");
 	tu_write("ansible-free-scripts/kubeadm-init.sh", "#!/bin/sh\n");
-	tu_write("images/base.yaml",
-		 "description: Common base\n"
-		 "packages: [openssh-server, curl, ca-certificates]\n"
-		 "files:\n"
-		 "  - source: files/motd\n"
-		 "    destination: /etc/motd\n"
-		 "  - source: ansible-free-scripts/firstboot.sh\n"
-		 "    destination: //usr/local/sbin//./imgbuild-firstboot/\n"
-		 "    mode: 0755\n"
-		 "  - source: files/conf.d\n"
-		 "    destination: /etc/imgbuild/conf.d\n"
-		 "    owner: \"0:1000\"\n"
-		 "    mode: \"0750\"\n"
-		 "units:\n"
-		 "  enable: [ssh.service, imgbuild-firstboot.service]\n"
-		 "firstboot: [ansible-free-scripts/record-role.sh]\n"
-		 "cloud_init:\n"
-		 "  ssh_pwauth: false\n"
-		 "  growpart: {mode: auto, devices: [\"/\"]}\n");
-	tu_write("images/master.yaml",
-		 "extends: base\n"
-		 "description: Control plane\n"
-		 "packages: [kubeadm, curl]\n"
-		 "files:\n"
-		 "  - source: files/motd.master\n"
-		 "    destination: /etc/motd\n"
-		 "units:\n"
-		 "  enable: [kubelet.service, ssh.service]\n"
-		 "firstboot:\n"
-		 "  - ansible-free-scripts/record-role.sh\n"
-		 "  - ansible-free-scripts/kubeadm-init.sh\n"
-		 "cloud_init:\n"
-		 "  ssh_pwauth: true\n"
-		 "  hostname: master\n"
-		 "disk:\n"
-		 "  size: 8G\n");
+	tu_write("images/base.yaml", "description: Common base\n"
+	                             "packages: [openssh-server, curl, ca-certificates]\n"
+	                             "files:\n"
+	                             "  - source: files/motd\n"
+	                             "    destination: /etc/motd\n"
+	                             "  - source: ansible-free-scripts/firstboot.sh\n"
+	                             "    destination: //usr/local/sbin//./imgbuild-firstboot/\n"
+	                             "    mode: 0755\n"
+	                             "  - source: files/conf.d\n"
+	                             "    destination: /etc/imgbuild/conf.d\n"
+	                             "    owner: \"0:1000\"\n"
+	                             "    mode: \"0750\"\n"
+	                             "units:\n"
+	                             "  enable: [ssh.service, imgbuild-firstboot.service]\n"
+	                             "firstboot: [ansible-free-scripts/record-role.sh]\n"
+	                             "cloud_init:\n"
+	                             "  ssh_pwauth: false\n"
+	                             "  growpart: {mode: auto, devices: [\"/\"]}\n");
+	tu_write("images/master.yaml", "extends: base\n"
+	                               "description: Control plane\n"
+	                               "packages: [kubeadm, curl]\n"
+	                               "files:\n"
+	                               "  - source: files/motd.master\n"
+	                               "    destination: /etc/motd\n"
+	                               "units:\n"
+	                               "  enable: [kubelet.service, ssh.service]\n"
+	                               "firstboot:\n"
+	                               "  - ansible-free-scripts/record-role.sh\n"
+	                               "  - ansible-free-scripts/kubeadm-init.sh\n"
+	                               "cloud_init:\n"
+	                               "  ssh_pwauth: true\n"
+	                               "  hostname: master\n"
+	                               "disk:\n"
+	                               "  size: 8G\n");
 	tu_write("images/worker.yaml", "name: worker\n"
-				       "extends: base\n"
-				       "packages: [kubeadm=1.29.0-1.1]\n");
+	                               "extends: base\n"
+	                               "packages: [kubeadm=1.29.0-1.1]\n");
 	tu_write("images/tooling.yaml", "extends: base\n"
-					"abstract: no\n"
-					"packages: [git, jq]\n"
-					"disk: {size: 20GiB}\n");
+	                                "abstract: no\n"
+	                                "packages: [git, jq]\n"
+	                                "disk: {size: 20GiB}\n");
 	/* Not role files: ignored. */
 	tu_write("images/README.md", "# roles\n");
 	tu_write("images/old.yml", "garbage: [\n");
@@ -233,16 +232,16 @@ END_TEST
 START_TEST(test_project_options)
 {
 	tu_write("imgbuild.yaml", "project: p1\n"
-				  "debian:\n"
-				  "  suite: trixie\n"
-				  "  mirror: file:///srv/mirror\n"
-				  "  architecture: amd64\n"
-				  "  variant: apt\n"
-				  "output:\n"
-				  "  dir: ./build//images/../artifacts/\n"
-				  "  formats: [qcow2]\n"
-				  "disk:\n"
-				  "  size: 10G\n");
+	                          "debian:\n"
+	                          "  suite: trixie\n"
+	                          "  mirror: file:///srv/mirror\n"
+	                          "  architecture: amd64\n"
+	                          "  variant: apt\n"
+	                          "output:\n"
+	                          "  dir: ./build//images/../artifacts/\n"
+	                          "  formats: [qcow2]\n"
+	                          "disk:\n"
+	                          "  size: 10G\n");
 	tu_write("images/x.yaml", "abstract: true\n");
 	struct ib_project *p = load_ok();
 	_cleanup_free_ char *out = here("build/artifacts");
@@ -256,8 +255,8 @@ START_TEST(test_project_options)
 	ib_project_free(p);
 
 	tu_write("imgbuild.yaml", "project: p1\n"
-				  "debian: {suite: bookworm, mirror: https://m.example/debian}\n"
-				  "output: {dir: /var/tmp/imgbuild-out}\n");
+	                          "debian: {suite: bookworm, mirror: https://m.example/debian}\n"
+	                          "output: {dir: /var/tmp/imgbuild-out}\n");
 	p = load_ok();
 	ck_assert_str_eq(p->output_dir, "/var/tmp/imgbuild-out");
 	ck_assert_uint_eq(p->formats, IB_FMT_RAW | IB_FMT_QCOW2);
@@ -287,17 +286,17 @@ END_TEST
 START_TEST(test_resolve_merge)
 {
 	write_four_roles();
-	tu_write("images/gpu-worker.yaml",
-		 "extends: master\n"
-		 "packages: [nvidia-driver, curl]\n"
-		 "files:\n"
-		 "  - source: files/motd\n"
-		 "    destination: /etc/imgbuild/conf.d\n"
-		 "    mode: \"0600\"\n"
-		 "firstboot: [ansible-free-scripts/firstboot.sh, ansible-free-scripts/record-role.sh]\n"
-		 "cloud_init:\n"
-		 "  apt: {preserve_sources_list: true}\n"
-		 "  hostname: gpu\n");
+	tu_write("images/gpu-worker.yaml", "extends: master\n"
+	                                   "packages: [nvidia-driver, curl]\n"
+	                                   "files:\n"
+	                                   "  - source: files/motd\n"
+	                                   "    destination: /etc/imgbuild/conf.d\n"
+	                                   "    mode: \"0600\"\n"
+	                                   "firstboot: [ansible-free-scripts/firstboot.sh, "
+	                                   "ansible-free-scripts/record-role.sh]\n"
+	                                   "cloud_init:\n"
+	                                   "  apt: {preserve_sources_list: true}\n"
+	                                   "  hostname: gpu\n");
 	struct ib_project *p = load_ok();
 	struct ib_ctx ctx;
 	struct ib_resolved *r = NULL;
@@ -310,7 +309,8 @@ START_TEST(test_resolve_merge)
 	ck_assert_str_eq(r->chain[2]->name, "gpu-worker");
 	ck_assert_ptr_eq(r->role, r->chain[2]);
 
-	const char *pkgs[] = {"ca-certificates", "curl", "kubeadm", "nvidia-driver", "openssh-server"};
+	const char *pkgs[] = {"ca-certificates", "curl", "kubeadm", "nvidia-driver",
+	                      "openssh-server"};
 	ck_assert_uint_eq(r->packages.n, ARRAY_SIZE(pkgs));
 	for (size_t i = 0; i < ARRAY_SIZE(pkgs); i++)
 		ck_assert_str_eq(r->packages.v[i], pkgs[i]);
@@ -390,40 +390,41 @@ START_TEST(test_parse_size)
 		int ok;
 		uint64_t v;
 	} cases[] = {
-		{"0", 1, 0},
-		{"1073741824", 1, UINT64_C(1) << 30},
-		{"1K", 1, 1024},
-		{"1KiB", 1, 1024},
-		{"1KB", 1, 1024},
-		{"512M", 1, UINT64_C(512) << 20},
-		{"4G", 1, UINT64_C(4) << 30},
-		{"2GiB", 1, UINT64_C(2) << 30},
-		{"2T", 1, UINT64_C(2) << 40},
-		{"16777215T", 1, UINT64_C(16777215) << 40},
-		{"18446744073709551615", 1, UINT64_MAX},
-		{"18446744073709551616", 0, 0},
-		{"16777216T", 0, 0},
-		{"17179869184G", 0, 0},
-		{"", 0, 0},
-		{"G", 0, 0},
-		{"-1G", 0, 0},
-		{"+1G", 0, 0},
-		{" 1G", 0, 0},
-		{"1G ", 0, 0},
-		{"1.5G", 0, 0},
-		{"1P", 0, 0},
-		{"1Gi", 0, 0},
-		{"1GBB", 0, 0},
-		{"1iB", 0, 0},
-		{"1B", 0, 0},
-		{"0x10", 0, 0},
+	        {"0", 1, 0},
+	        {"1073741824", 1, UINT64_C(1) << 30},
+	        {"1K", 1, 1024},
+	        {"1KiB", 1, 1024},
+	        {"1KB", 1, 1024},
+	        {"512M", 1, UINT64_C(512) << 20},
+	        {"4G", 1, UINT64_C(4) << 30},
+	        {"2GiB", 1, UINT64_C(2) << 30},
+	        {"2T", 1, UINT64_C(2) << 40},
+	        {"16777215T", 1, UINT64_C(16777215) << 40},
+	        {"18446744073709551615", 1, UINT64_MAX},
+	        {"18446744073709551616", 0, 0},
+	        {"16777216T", 0, 0},
+	        {"17179869184G", 0, 0},
+	        {"", 0, 0},
+	        {"G", 0, 0},
+	        {"-1G", 0, 0},
+	        {"+1G", 0, 0},
+	        {" 1G", 0, 0},
+	        {"1G ", 0, 0},
+	        {"1.5G", 0, 0},
+	        {"1P", 0, 0},
+	        {"1Gi", 0, 0},
+	        {"1GBB", 0, 0},
+	        {"1iB", 0, 0},
+	        {"1B", 0, 0},
+	        {"0x10", 0, 0},
 	};
 	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
 		uint64_t v = 12345;
 		int r = ib_parse_size(cases[i].s, &v);
 		ck_assert_msg(r == (cases[i].ok ? 0 : -1), "'%s': returned %d", cases[i].s, r);
 		if (cases[i].ok)
-			ck_assert_msg(v == cases[i].v, "'%s': got %llu", cases[i].s, (unsigned long long)v);
+			ck_assert_msg(v == cases[i].v, "'%s': got %llu", cases[i].s,
+			              (unsigned long long)v);
 		else
 			ck_assert_msg(v == 12345, "'%s': output written on failure", cases[i].s);
 	}
@@ -434,38 +435,37 @@ END_TEST
 START_TEST(test_cloud_init_emit)
 {
 	setup_project();
-	tu_write("images/base.yaml",
-		 "cloud_init:\n"
-		 "  write_files:\n"
-		 "    - path: /etc/x\n"
-		 "      permissions: \"0644\"\n"
-		 "      content: |\n"
-		 "        line one\n"
-		 "        line two\n"
-		 "  runcmd: [[ls, -l], 'echo hi', !!str 123, ~, 7, 1.5]\n"
-		 "  users: []\n"
-		 "  keep: |+\n"
-		 "    x\n"
-		 "\n"
-		 "  empty: {}\n");
+	tu_write("images/base.yaml", "cloud_init:\n"
+	                             "  write_files:\n"
+	                             "    - path: /etc/x\n"
+	                             "      permissions: \"0644\"\n"
+	                             "      content: |\n"
+	                             "        line one\n"
+	                             "        line two\n"
+	                             "  runcmd: [[ls, -l], 'echo hi', !!str 123, ~, 7, 1.5]\n"
+	                             "  users: []\n"
+	                             "  keep: |+\n"
+	                             "    x\n"
+	                             "\n"
+	                             "  empty: {}\n");
 	struct ib_project *p = load_ok();
 	const struct ib_role *b = &p->roles[0];
 	ck_assert_uint_eq(b->n_cloud_init, 5);
 	ck_assert_str_eq(b->cloud_init[0].key, "write_files");
 	ck_assert_str_eq(b->cloud_init[0].yaml, "write_files:\n"
-						"- path: /etc/x\n"
-						"  permissions: \"0644\"\n"
-						"  content: |\n"
-						"    line one\n"
-						"    line two\n");
+	                                        "- path: /etc/x\n"
+	                                        "  permissions: \"0644\"\n"
+	                                        "  content: |\n"
+	                                        "    line one\n"
+	                                        "    line two\n");
 	ck_assert_str_eq(b->cloud_init[1].yaml, "runcmd:\n"
-						"- - ls\n"
-						"  - -l\n"
-						"- 'echo hi'\n"
-						"- !!str 123\n"
-						"- ~\n"
-						"- 7\n"
-						"- 1.5\n");
+	                                        "- - ls\n"
+	                                        "  - -l\n"
+	                                        "- 'echo hi'\n"
+	                                        "- !!str 123\n"
+	                                        "- ~\n"
+	                                        "- 7\n"
+	                                        "- 1.5\n");
 	ck_assert_str_eq(b->cloud_init[2].yaml, "users: []\n");
 	ck_assert_str_eq(b->cloud_init[3].yaml, "keep: |+\n  x\n\n");
 	ck_assert_str_eq(b->cloud_init[4].yaml, "empty: {}\n");
@@ -495,33 +495,36 @@ END_TEST
 
 START_TEST(test_err_unknown_key)
 {
-	expect_role_error("  name: base\n"
-			  "  description: x\n"
-			  "\n"
-			  "  pakages: [curl]\n",
-			  "images/base.yaml:4:3: unknown key 'pakages' in role (expected one of: name, "
-			  "description, abstract, extends, packages, files, units, firstboot, cloud_init, "
-			  "disk)");
+	expect_role_error(
+	        "  name: base\n"
+	        "  description: x\n"
+	        "\n"
+	        "  pakages: [curl]\n",
+	        "images/base.yaml:4:3: unknown key 'pakages' in role (expected one of: name, "
+	        "description, abstract, extends, packages, files, units, firstboot, cloud_init, "
+	        "disk)");
 }
 END_TEST
 
 START_TEST(test_err_wrong_type)
 {
-	expect_role_error("name: base\n"
-			  "description: x\n"
-			  "abstract: false\n"
-			  "# packages below\n"
-			  "packages: {curl: 1}\n",
-			  "images/base.yaml:5:11: 'packages' must be a sequence of strings, not a mapping");
+	expect_role_error(
+	        "name: base\n"
+	        "description: x\n"
+	        "abstract: false\n"
+	        "# packages below\n"
+	        "packages: {curl: 1}\n",
+	        "images/base.yaml:5:11: 'packages' must be a sequence of strings, not a mapping");
 }
 END_TEST
 
 START_TEST(test_err_wrong_item_type)
 {
-	expect_role_error("packages:\n"
-			  "  - curl\n"
-			  "  - [vim]\n",
-			  "images/base.yaml:3:5: items of 'packages' must be strings, not a sequence");
+	expect_role_error(
+	        "packages:\n"
+	        "  - curl\n"
+	        "  - [vim]\n",
+	        "images/base.yaml:3:5: items of 'packages' must be strings, not a sequence");
 }
 END_TEST
 
@@ -529,14 +532,14 @@ START_TEST(test_err_missing_destination)
 {
 	tu_write("files/a", "a\n");
 	expect_role_error("description: x\n"
-			  "files:\n"
-			  "  - source: files/a\n"
-			  "    destination: /a\n"
-			  "  - source: files/a\n"
-			  "    destination: /b\n"
-			  "  - source: files/a\n"
-			  "    mode: \"0644\"\n",
-			  "images/base.yaml:7:5: missing required key 'destination' in file entry");
+	                  "files:\n"
+	                  "  - source: files/a\n"
+	                  "    destination: /a\n"
+	                  "  - source: files/a\n"
+	                  "    destination: /b\n"
+	                  "  - source: files/a\n"
+	                  "    mode: \"0644\"\n",
+	                  "images/base.yaml:7:5: missing required key 'destination' in file entry");
 }
 END_TEST
 
@@ -553,43 +556,53 @@ START_TEST(test_err_project_values)
 	static const struct {
 		const char *yaml, *want;
 	} cases[] = {
-		{"project: Quode\ndebian: {suite: bookworm, mirror: http://m}\n",
-		 "imgbuild.yaml:1:10: invalid project name 'Quode' (expected lowercase letters, digits and "
-		 "'-', starting with a letter or digit)"},
-		{"project: q\ndebian: {suite: bookworm, mirror: ftp://m}\n",
-		 "imgbuild.yaml:2:35: invalid mirror 'ftp://m' (expected an http://, https:// or file:// URL)"},
-		{"project: q\ndebian: {suite: bookworm, mirror: http://m, architecture: arm64}\n",
-		 "imgbuild.yaml:2:59: unsupported architecture 'arm64' (only amd64 is supported)"},
-		{"project: q\ndebian: {suite: bookworm, mirror: http://m, variant: fat}\n",
-		 "imgbuild.yaml:2:54: unknown variant 'fat' (expected one of: minbase, apt, essential, "
-		 "required, important, standard)"},
-		{"project: q\ndebian: {suite: bookworm}\n",
-		 "imgbuild.yaml:2:9: missing required key 'mirror' in 'debian'"},
-		{"project: q\ndebian: {suite: --foo, mirror: http://m}\n",
-		 "imgbuild.yaml:2:17: invalid suite '--foo'"},
-		{"project: q\ndebian: bookworm\n",
-		 "imgbuild.yaml:2:9: 'debian' must be a mapping, not a string"},
-		{"project: q\ndebian: {suite: bookworm, mirror: http://m}\noutput: {formats: [raw, raw]}\n",
-		 "imgbuild.yaml:3:25: duplicate format 'raw'"},
-		{"project: q\ndebian: {suite: bookworm, mirror: http://m}\noutput: {formats: []}\n",
-		 "imgbuild.yaml:3:19: 'formats' must not be empty"},
-		{"project: q\ndebian: {suite: bookworm, mirror: http://m}\noutput: {formats: [vmdk]}\n",
-		 "imgbuild.yaml:3:20: unknown format 'vmdk' (expected raw or qcow2)"},
-		{"project: q\ndebian: {suite: bookworm, mirror: http://m}\noutput: {dir: out, fmt: x}\n",
-		 "imgbuild.yaml:3:20: unknown key 'fmt' in 'output' (expected one of: dir, formats)"},
-		{"project: q\ndebian: {suite: bookworm, mirror: http://m}\ndisk: {size: 512M}\n",
-		 "imgbuild.yaml:3:14: disk size '512M' is out of range (1G to 2T)"},
-		{"project: q\ndebian: {suite: bookworm, mirror: http://m}\ndisk: {size: 3T}\n",
-		 "imgbuild.yaml:3:14: disk size '3T' is out of range (1G to 2T)"},
-		{"project: q\ndebian: {suite: bookworm, mirror: http://m}\ndisk: {size: lots}\n",
-		 "imgbuild.yaml:3:14: invalid size 'lots' (expected a number with an optional K, M, G or T "
-		 "suffix)"},
-		{"project: q\ndebian: {suite: bookworm, mirror: http://m}\nrelease: 1\n",
-		 "imgbuild.yaml:3:1: unknown key 'release' (expected one of: project, debian, output, disk)"},
-		{"project:\ndebian: {suite: bookworm, mirror: http://m}\n",
-		 "imgbuild.yaml:1:9: 'project' must be a string, not null"},
-		{"- project\n", "imgbuild.yaml:1:1: project file must be a mapping, not a sequence"},
-		{"# nothing\n", "imgbuild.yaml:1:1: empty project file"},
+	        {"project: Quode\ndebian: {suite: bookworm, mirror: http://m}\n",
+	         "imgbuild.yaml:1:10: invalid project name 'Quode' (expected lowercase letters, "
+	         "digits and "
+	         "'-', starting with a letter or digit)"},
+	        {"project: q\ndebian: {suite: bookworm, mirror: ftp://m}\n",
+	         "imgbuild.yaml:2:35: invalid mirror 'ftp://m' (expected an http://, https:// or "
+	         "file:// URL)"},
+	        {"project: q\ndebian: {suite: bookworm, mirror: http://m, architecture: arm64}\n",
+	         "imgbuild.yaml:2:59: unsupported architecture 'arm64' (only amd64 is supported)"},
+	        {"project: q\ndebian: {suite: bookworm, mirror: http://m, variant: fat}\n",
+	         "imgbuild.yaml:2:54: unknown variant 'fat' (expected one of: minbase, apt, "
+	         "essential, "
+	         "required, important, standard)"},
+	        {"project: q\ndebian: {suite: bookworm}\n",
+	         "imgbuild.yaml:2:9: missing required key 'mirror' in 'debian'"},
+	        {"project: q\ndebian: {suite: --foo, mirror: http://m}\n",
+	         "imgbuild.yaml:2:17: invalid suite '--foo'"},
+	        {"project: q\ndebian: bookworm\n",
+	         "imgbuild.yaml:2:9: 'debian' must be a mapping, not a string"},
+	        {"project: q\ndebian: {suite: bookworm, mirror: http://m}\noutput: {formats: [raw, "
+	         "raw]}\n",
+	         "imgbuild.yaml:3:25: duplicate format 'raw'"},
+	        {"project: q\ndebian: {suite: bookworm, mirror: http://m}\noutput: {formats: []}\n",
+	         "imgbuild.yaml:3:19: 'formats' must not be empty"},
+	        {"project: q\ndebian: {suite: bookworm, mirror: http://m}\noutput: {formats: "
+	         "[vmdk]}\n",
+	         "imgbuild.yaml:3:20: unknown format 'vmdk' (expected raw or qcow2)"},
+	        {"project: q\ndebian: {suite: bookworm, mirror: http://m}\noutput: {dir: out, fmt: "
+	         "x}\n",
+	         "imgbuild.yaml:3:20: unknown key 'fmt' in 'output' (expected one of: dir, "
+	         "formats)"},
+	        {"project: q\ndebian: {suite: bookworm, mirror: http://m}\ndisk: {size: 512M}\n",
+	         "imgbuild.yaml:3:14: disk size '512M' is out of range (1G to 2T)"},
+	        {"project: q\ndebian: {suite: bookworm, mirror: http://m}\ndisk: {size: 3T}\n",
+	         "imgbuild.yaml:3:14: disk size '3T' is out of range (1G to 2T)"},
+	        {"project: q\ndebian: {suite: bookworm, mirror: http://m}\ndisk: {size: lots}\n",
+	         "imgbuild.yaml:3:14: invalid size 'lots' (expected a number with an optional K, "
+	         "M, G or T "
+	         "suffix)"},
+	        {"project: q\ndebian: {suite: bookworm, mirror: http://m}\nrelease: 1\n",
+	         "imgbuild.yaml:3:1: unknown key 'release' (expected one of: project, debian, "
+	         "output, disk)"},
+	        {"project:\ndebian: {suite: bookworm, mirror: http://m}\n",
+	         "imgbuild.yaml:1:9: 'project' must be a string, not null"},
+	        {"- project\n",
+	         "imgbuild.yaml:1:1: project file must be a mapping, not a sequence"},
+	        {"# nothing\n", "imgbuild.yaml:1:1: empty project file"},
 	};
 	ck_assert_int_eq(mkdir("images", 0755), 0);
 	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
@@ -602,13 +615,13 @@ END_TEST
 START_TEST(test_err_duplicate_key)
 {
 	expect_role_error("packages: [a1]\n"
-			  "description: x\n"
-			  "packages: [b1]\n",
-			  "images/base.yaml:3:1: duplicate key 'packages'");
+	                  "description: x\n"
+	                  "packages: [b1]\n",
+	                  "images/base.yaml:3:1: duplicate key 'packages'");
 	/* Also deep inside free-form cloud_init data, and in the project file. */
 	tu_write("images/base.yaml", "cloud_init:\n"
-				     "  users:\n"
-				     "    - {name: a, shell: /bin/sh, name: b}\n");
+	                             "  users:\n"
+	                             "    - {name: a, shell: /bin/sh, name: b}\n");
 	expect_error("images/base.yaml:3:33: duplicate key 'name'");
 	tu_write("imgbuild.yaml", "project: a\nproject: b\n");
 	expect_error("imgbuild.yaml:2:1: duplicate key 'project'");
@@ -620,9 +633,9 @@ START_TEST(test_err_duplicate_role)
 	setup_project();
 	tu_write("images/base.yaml", "description: one\n");
 	tu_write("images/other.yaml", "description: two\n"
-				      "name: base\n");
+	                              "name: base\n");
 	expect_error("images/other.yaml:2:7: duplicate role 'base' (first defined at "
-		     "images/base.yaml:1:1)");
+	             "images/base.yaml:1:1)");
 }
 END_TEST
 
@@ -631,7 +644,7 @@ START_TEST(test_err_extends_unknown)
 	setup_project();
 	tu_write("images/base.yaml", "description: one\n");
 	tu_write("images/master.yaml", "description: two\n"
-				       "extends:   bsae\n");
+	                               "extends:   bsae\n");
 	expect_error("images/master.yaml:2:12: role 'master' extends unknown role 'bsae'");
 }
 END_TEST
@@ -640,7 +653,7 @@ START_TEST(test_err_extends_cycle)
 {
 	setup_project();
 	tu_write("images/a.yaml", "description: a\n"
-				  "extends: b\n");
+	                          "extends: b\n");
 	tu_write("images/b.yaml", "extends: a\n");
 	tu_write("images/c.yaml", "extends: a\n");
 	expect_error("images/a.yaml:2:10: role 'a' extends itself: a -> b -> a");
@@ -654,21 +667,23 @@ END_TEST
 START_TEST(test_err_path_escapes)
 {
 	tu_write("files/ok", "ok\n");
-	expect_role_error("description: x\n"
-			  "files:\n"
-			  "  - source: files/ok\n"
-			  "    destination: /ok\n"
-			  "  - source: files/ok\n"
-			  "    destination: /ok2\n"
-			  "    mode: \"0600\"\n"
-			  "  - destination: /etc/shadow-copy\n"
-			  "    source: ../etc/passwd\n",
-			  "images/base.yaml:9:13: path '../etc/passwd' escapes the project directory");
+	expect_role_error(
+	        "description: x\n"
+	        "files:\n"
+	        "  - source: files/ok\n"
+	        "    destination: /ok\n"
+	        "  - source: files/ok\n"
+	        "    destination: /ok2\n"
+	        "    mode: \"0600\"\n"
+	        "  - destination: /etc/shadow-copy\n"
+	        "    source: ../etc/passwd\n",
+	        "images/base.yaml:9:13: path '../etc/passwd' escapes the project directory");
 	/* ".." that would come back inside is refused as well: the rule is lexical. */
 	tu_write("images/base.yaml", "files:\n"
-				     "  - source: files/../files/ok\n"
-				     "    destination: /ok\n");
-	expect_error("images/base.yaml:2:13: path 'files/../files/ok' escapes the project directory");
+	                             "  - source: files/../files/ok\n"
+	                             "    destination: /ok\n");
+	expect_error(
+	        "images/base.yaml:2:13: path 'files/../files/ok' escapes the project directory");
 	tu_write("images/base.yaml", "firstboot: [/etc/passwd]\n");
 	expect_error("images/base.yaml:1:13: path '/etc/passwd' escapes the project directory");
 	tu_write("images/base.yaml", "firstboot: [../x.sh]\n");
@@ -681,11 +696,11 @@ START_TEST(test_err_symlink_escapes)
 	ck_assert_int_eq(symlink("/etc", "etc-link"), 0);
 	ck_assert_int_eq(symlink("/etc/hostname", "host-link"), 0);
 	expect_role_error("files:\n"
-			  "  - source: etc-link\n"
-			  "    destination: /etc2\n",
-			  "images/base.yaml:2:13: path 'etc-link' escapes the project directory");
+	                  "  - source: etc-link\n"
+	                  "    destination: /etc2\n",
+	                  "images/base.yaml:2:13: path 'etc-link' escapes the project directory");
 	tu_write("images/base.yaml", "firstboot:\n"
-				     "  - host-link\n");
+	                             "  - host-link\n");
 	expect_error("images/base.yaml:2:5: path 'host-link' escapes the project directory");
 }
 END_TEST
@@ -707,9 +722,9 @@ END_TEST
 START_TEST(test_err_missing_source)
 {
 	expect_role_error("files:\n"
-			  "  - source: files/x\n"
-			  "    destination: /x\n",
-			  "images/base.yaml:2:13: source 'files/x' does not exist");
+	                  "  - source: files/x\n"
+	                  "    destination: /x\n",
+	                  "images/base.yaml:2:13: source 'files/x' does not exist");
 	tu_write("images/base.yaml", "firstboot: [scripts/gone.sh]\n");
 	expect_error("images/base.yaml:1:13: firstboot script 'scripts/gone.sh' does not exist");
 	ck_assert_int_eq(mkdir("scripts", 0755), 0);
@@ -723,24 +738,25 @@ START_TEST(test_err_destination)
 	static const struct {
 		const char *dest, *want;
 	} cases[] = {
-		{"etc/x", "images/base.yaml:3:18: destination 'etc/x' must be an absolute path"},
-		{"/etc/../x", "images/base.yaml:3:18: destination '/etc/../x' must not contain '..'"},
-		{"/", "images/base.yaml:3:18: destination '/' is the root directory"},
-		{"//./", "images/base.yaml:3:18: destination '//./' is the root directory"},
+	        {"etc/x", "images/base.yaml:3:18: destination 'etc/x' must be an absolute path"},
+	        {"/etc/../x",
+	         "images/base.yaml:3:18: destination '/etc/../x' must not contain '..'"},
+	        {"/", "images/base.yaml:3:18: destination '/' is the root directory"},
+	        {"//./", "images/base.yaml:3:18: destination '//./' is the root directory"},
 	};
 	setup_project();
 	tu_write("files/a", "a\n");
 	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
 		_cleanup_free_ char *y = xasprintf("files:\n"
-						   "  - source: files/a\n"
-						   "    destination: %s\n",
-						   cases[i].dest);
+		                                   "  - source: files/a\n"
+		                                   "    destination: %s\n",
+		                                   cases[i].dest);
 		tu_write("images/base.yaml", y);
 		expect_error(cases[i].want);
 	}
 	tu_write("images/base.yaml", "files:\n"
-				     "  - {source: files/a, destination: /x}\n"
-				     "  - {source: files/a, destination: /x/}\n");
+	                             "  - {source: files/a, destination: /x}\n"
+	                             "  - {source: files/a, destination: /x/}\n");
 	expect_error("images/base.yaml:3:36: duplicate destination '/x' (first at line 2)");
 }
 END_TEST
@@ -750,37 +766,43 @@ START_TEST(test_err_mode_owner)
 	static const struct {
 		const char *line, *want;
 	} cases[] = {
-		{"mode: 0999", "images/base.yaml:4:11: invalid mode '0999' (expected octal digits no "
-			       "larger than 07777, such as \"0644\")"},
-		{"mode: \"010000\"", "images/base.yaml:4:11: invalid mode '010000' (expected octal digits "
-				     "no larger than 07777, such as \"0644\")"},
-		{"mode: rwx", "images/base.yaml:4:11: invalid mode 'rwx' (expected octal digits no larger "
-			      "than 07777, such as \"0644\")"},
-		{"mode: [7]", "images/base.yaml:4:11: 'mode' must be octal digits such as \"0644\", not a "
-			      "sequence"},
-		{"owner: admin:root", "images/base.yaml:4:12: invalid owner 'admin:root' (expected "
-				      "'user:group', each 'root' or a numeric id)"},
-		{"owner: \"2147483648:0\"", "images/base.yaml:4:12: invalid owner '2147483648:0' (expected "
-					    "'user:group', each 'root' or a numeric id)"},
-		{"owner: root", "images/base.yaml:4:12: invalid owner 'root' (expected 'user:group', each "
-				"'root' or a numeric id)"},
+	        {"mode: 0999",
+	         "images/base.yaml:4:11: invalid mode '0999' (expected octal digits no "
+	         "larger than 07777, such as \"0644\")"},
+	        {"mode: \"010000\"",
+	         "images/base.yaml:4:11: invalid mode '010000' (expected octal digits "
+	         "no larger than 07777, such as \"0644\")"},
+	        {"mode: rwx",
+	         "images/base.yaml:4:11: invalid mode 'rwx' (expected octal digits no larger "
+	         "than 07777, such as \"0644\")"},
+	        {"mode: [7]",
+	         "images/base.yaml:4:11: 'mode' must be octal digits such as \"0644\", not a "
+	         "sequence"},
+	        {"owner: admin:root", "images/base.yaml:4:12: invalid owner 'admin:root' (expected "
+	                              "'user:group', each 'root' or a numeric id)"},
+	        {"owner: \"2147483648:0\"",
+	         "images/base.yaml:4:12: invalid owner '2147483648:0' (expected "
+	         "'user:group', each 'root' or a numeric id)"},
+	        {"owner: root",
+	         "images/base.yaml:4:12: invalid owner 'root' (expected 'user:group', each "
+	         "'root' or a numeric id)"},
 	};
 	setup_project();
 	tu_write("files/a", "a\n");
 	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
 		_cleanup_free_ char *y = xasprintf("files:\n"
-						   "  - source: files/a\n"
-						   "    destination: /a\n"
-						   "    %s\n",
-						   cases[i].line);
+		                                   "  - source: files/a\n"
+		                                   "    destination: /a\n"
+		                                   "    %s\n",
+		                                   cases[i].line);
 		tu_write("images/base.yaml", y);
 		expect_error(cases[i].want);
 	}
 	tu_write("images/base.yaml", "files:\n"
-				     "  - source: files/a\n"
-				     "    destination: /a\n"
-				     "    owner: \"2147483647:root\"\n"
-				     "    mode: 07777\n");
+	                             "  - source: files/a\n"
+	                             "    destination: /a\n"
+	                             "    owner: \"2147483647:root\"\n"
+	                             "    mode: 07777\n");
 	struct ib_project *p = load_ok();
 	ck_assert_uint_eq(p->roles[0].files[0].uid, 2147483647u);
 	ck_assert_uint_eq(p->roles[0].files[0].gid, 0);
@@ -791,20 +813,24 @@ END_TEST
 
 START_TEST(test_err_package_and_unit_names)
 {
-	expect_role_error("packages: [curl, -oops]\n",
-			  "images/base.yaml:1:18: invalid package '-oops' (expected a Debian package name, "
-			  "optionally with =version)");
+	expect_role_error(
+	        "packages: [curl, -oops]\n",
+	        "images/base.yaml:1:18: invalid package '-oops' (expected a Debian package name, "
+	        "optionally with =version)");
 	tu_write("images/base.yaml", "packages: [curl=]\n");
-	expect_error("images/base.yaml:1:12: invalid package 'curl=' (expected a Debian package name, "
-		     "optionally with =version)");
+	expect_error(
+	        "images/base.yaml:1:12: invalid package 'curl=' (expected a Debian package name, "
+	        "optionally with =version)");
 	tu_write("images/base.yaml", "units:\n  enable: [ssh.service, ssh]\n");
-	expect_error("images/base.yaml:2:25: invalid unit name 'ssh' (expected a .service, .socket, "
-		     ".timer, .target, .path or .mount unit)");
+	expect_error(
+	        "images/base.yaml:2:25: invalid unit name 'ssh' (expected a .service, .socket, "
+	        ".timer, .target, .path or .mount unit)");
 	tu_write("images/base.yaml", "units:\n  enable: ['a b.service']\n");
 	expect_error("images/base.yaml:2:12: invalid unit name 'a b.service' (expected a .service, "
-		     ".socket, .timer, .target, .path or .mount unit)");
+	             ".socket, .timer, .target, .path or .mount unit)");
 	tu_write("images/base.yaml", "units:\n  disable: [ssh.service]\n");
-	expect_error("images/base.yaml:2:3: unknown key 'disable' in 'units' (expected one of: enable)");
+	expect_error(
+	        "images/base.yaml:2:3: unknown key 'disable' in 'units' (expected one of: enable)");
 	tu_write("images/base.yaml", "units: [ssh.service]\n");
 	expect_error("images/base.yaml:1:8: 'units' must be a mapping, not a sequence");
 }
@@ -813,7 +839,7 @@ END_TEST
 START_TEST(test_err_bool)
 {
 	expect_role_error("abstract: maybe\n",
-			  "images/base.yaml:1:11: 'abstract' must be true or false, not 'maybe'");
+	                  "images/base.yaml:1:11: 'abstract' must be true or false, not 'maybe'");
 	tu_write("images/base.yaml", "abstract: \"true\"\n");
 	expect_error("images/base.yaml:1:11: 'abstract' must be true or false, not 'true'");
 	tu_write("images/base.yaml", "abstract: 1\n");
@@ -830,7 +856,7 @@ END_TEST
 START_TEST(test_err_role_disk)
 {
 	expect_role_error("disk:\n  size: 2049G\n",
-			  "images/base.yaml:2:9: disk size '2049G' is out of range (1G to 2T)");
+	                  "images/base.yaml:2:9: disk size '2049G' is out of range (1G to 2T)");
 	tu_write("images/base.yaml", "disk: {}\n");
 	expect_error("images/base.yaml:1:7: missing required key 'size' in 'disk'");
 	tu_write("images/base.yaml", "disk:\n  size: 2T\n");
@@ -844,17 +870,18 @@ START_TEST(test_err_role_names)
 {
 	setup_project();
 	tu_write("images/Base.yaml", "description: x\n");
-	expect_error("images/Base.yaml:1:1: invalid role name 'Base' taken from the file name (expected "
-		     "lowercase letters, digits and '-', at most 63 characters)");
+	expect_error(
+	        "images/Base.yaml:1:1: invalid role name 'Base' taken from the file name (expected "
+	        "lowercase letters, digits and '-', at most 63 characters)");
 	unlink("images/Base.yaml");
 	tu_write("images/base.yaml", "name: -base\n");
 	expect_error("images/base.yaml:1:7: invalid role name '-base' (expected lowercase letters, "
-		     "digits and '-', at most 63 characters)");
+	             "digits and '-', at most 63 characters)");
 	tu_write("images/base.yaml",
-		 "name: a234567890123456789012345678901234567890123456789012345678901234\n");
+	         "name: a234567890123456789012345678901234567890123456789012345678901234\n");
 	expect_error_like("images/base.yaml:1:7: invalid role name", "at most 63");
 	tu_write("images/base.yaml",
-		 "name: a23456789012345678901234567890123456789012345678901234567890123\n");
+	         "name: a23456789012345678901234567890123456789012345678901234567890123\n");
 	struct ib_project *p = load_ok();
 	ib_project_free(p);
 }
@@ -862,13 +889,14 @@ END_TEST
 
 START_TEST(test_err_structure)
 {
-	expect_role_error("files: {source: x}\n",
-			  "images/base.yaml:1:8: 'files' must be a sequence of mappings, not a mapping");
+	expect_role_error(
+	        "files: {source: x}\n",
+	        "images/base.yaml:1:8: 'files' must be a sequence of mappings, not a mapping");
 	tu_write("images/base.yaml", "files:\n  - files/a\n");
 	expect_error("images/base.yaml:2:5: file entry must be a mapping, not a string");
 	tu_write("images/base.yaml", "files:\n  - {source: x, destination: /x, group: y}\n");
 	expect_error("images/base.yaml:2:34: unknown key 'group' in file entry (expected one of: "
-		     "source, destination, mode, owner)");
+	             "source, destination, mode, owner)");
 	tu_write("images/base.yaml", "cloud_init: [a]\n");
 	expect_error("images/base.yaml:1:13: 'cloud_init' must be a mapping, not a sequence");
 	tu_write("images/base.yaml", "cloud_init:\n  1: x\n");
@@ -902,10 +930,11 @@ END_TEST
 
 START_TEST(test_err_syntax)
 {
-	expect_role_error("packages: [curl\n"
-			  "description: x\n",
-			  "images/base.yaml:2:12: did not find expected ',' or ']' (while parsing a flow "
-			  "sequence at 1:11)");
+	expect_role_error(
+	        "packages: [curl\n"
+	        "description: x\n",
+	        "images/base.yaml:2:12: did not find expected ',' or ']' (while parsing a flow "
+	        "sequence at 1:11)");
 	tu_write("images/base.yaml", "a: b\n  c: d\n");
 	expect_error_like("images/base.yaml:2:4: ", "mapping values are not allowed");
 	/* Invalid UTF-8 is a reader error, positioned from its byte offset. */
@@ -917,24 +946,24 @@ END_TEST
 START_TEST(test_err_multiple_documents)
 {
 	expect_role_error("description: one\n"
-			  "---\n"
-			  "description: two\n",
-			  "images/base.yaml:2:1: more than one document in file");
+	                  "---\n"
+	                  "description: two\n",
+	                  "images/base.yaml:2:1: more than one document in file");
 }
 END_TEST
 
 START_TEST(test_err_aliases)
 {
 	expect_role_error("description: &d text\n",
-			  "images/base.yaml:1:14: anchors and aliases are not supported");
+	                  "images/base.yaml:1:14: anchors and aliases are not supported");
 	tu_write("images/base.yaml", "cloud_init:\n"
-				     "  a: [x, y]\n"
-				     "  b: *a\n");
+	                             "  a: [x, y]\n"
+	                             "  b: *a\n");
 	expect_error("images/base.yaml:3:6: anchors and aliases are not supported");
 	/* A billion-laughs file fails at its first anchor, long before anything expands. */
 	tu_write("images/base.yaml", "cloud_init:\n"
-				     "  a: &a [x, x, x, x, x, x, x, x, x]\n"
-				     "  b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\n");
+	                             "  a: &a [x, x, x, x, x, x, x, x, x]\n"
+	                             "  b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\n");
 	expect_error("images/base.yaml:2:6: anchors and aliases are not supported");
 }
 END_TEST
@@ -981,7 +1010,7 @@ END_TEST
 START_TEST(test_err_tags)
 {
 	expect_role_error("description: !secret hunter2\n",
-			  "images/base.yaml:1:14: unsupported tag '!secret'");
+	                  "images/base.yaml:1:14: unsupported tag '!secret'");
 	tu_write("images/base.yaml", "cloud_init:\n  blob: !!binary aGk=\n");
 	expect_error("images/base.yaml:2:9: unsupported tag 'tag:yaml.org,2002:binary'");
 	tu_write("images/base.yaml", "description: !!str 42\nabstract: !!bool true\n");
@@ -1013,9 +1042,10 @@ START_TEST(test_error_stops_at_first_file)
 	setup_project();
 	tu_write("images/a.yaml", "descripton: x\n");
 	tu_write("images/b.yaml", "packages: {}\n");
-	expect_error("images/a.yaml:1:1: unknown key 'descripton' in role (expected one of: name, "
-		     "description, abstract, extends, packages, files, units, firstboot, cloud_init, "
-		     "disk)");
+	expect_error(
+	        "images/a.yaml:1:1: unknown key 'descripton' in role (expected one of: name, "
+	        "description, abstract, extends, packages, files, units, firstboot, cloud_init, "
+	        "disk)");
 }
 END_TEST
 

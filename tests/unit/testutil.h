@@ -73,21 +73,21 @@ static _unused_ char *tu_sh(const char *cmd)
 }
 
 /* Build a suite whose every test case uses the temp-dir fixture. */
-#define TU_CASE(suite, name, fn)                                                               \
-	do {                                                                                   \
-		TCase *tc_ = tcase_create(name);                                               \
-		tcase_add_checked_fixture(tc_, tu_setup, tu_teardown);                         \
-		tcase_set_timeout(tc_, 120);                                                   \
-		tcase_add_test(tc_, fn);                                                       \
-		suite_add_tcase(suite, tc_);                                                   \
+#define TU_CASE(suite, name, fn)                                                                   \
+	do {                                                                                       \
+		TCase *tc_ = tcase_create(name);                                                   \
+		tcase_add_checked_fixture(tc_, tu_setup, tu_teardown);                             \
+		tcase_set_timeout(tc_, 120);                                                       \
+		tcase_add_test(tc_, fn);                                                           \
+		suite_add_tcase(suite, tc_);                                                       \
 	} while (0)
 
-#define TU_MAIN(make_suite)                                                                    \
-	int main(void)                                                                         \
-	{                                                                                      \
-		SRunner *sr = srunner_create(make_suite());                                    \
-		srunner_run_all(sr, CK_NORMAL);                                                \
-		int failed = srunner_ntests_failed(sr);                                        \
-		srunner_free(sr);                                                              \
-		return failed ? EXIT_FAILURE : EXIT_SUCCESS;                                   \
+#define TU_MAIN(make_suite)                                                                        \
+	int main(void)                                                                             \
+	{                                                                                          \
+		SRunner *sr = srunner_create(make_suite());                                        \
+		srunner_run_all(sr, CK_NORMAL);                                                    \
+		int failed = srunner_ntests_failed(sr);                                            \
+		srunner_free(sr);                                                                  \
+		return failed ? EXIT_FAILURE : EXIT_SUCCESS;                                       \
 	}
