@@ -131,6 +131,8 @@ int ib_tree_extract(struct ib_ctx *ctx, const char *tar, const char *tree, unsig
 		goto out;
 	}
 	uint64_t n = 0;
+	long long size = ib_file_size(tar);
+	uint64_t total = size > 0 ? (uint64_t)size : 0;
 	for (;;) {
 		struct archive_entry *e;
 		int ar = archive_read_next_header(in, &e);
@@ -186,7 +188,7 @@ int ib_tree_extract(struct ib_ctx *ctx, const char *tar, const char *tree, unsig
 			goto out;
 		}
 		if ((++n & 1023) == 0)
-			ib_progress(ctx, "extract", n, 0);
+			ib_progress(ctx, "rootfs", (uint64_t)archive_filter_bytes(in, -1), total);
 	}
 	if (archive_write_close(out) != ARCHIVE_OK)
 		r = ib_error(ctx, IB_E_IO, "cannot finish extracting '%s': %s", tar,

@@ -13,6 +13,8 @@ for f in ansible-free-scripts cloud-init images imgbuild.yaml; do
 done
 P=$IMG
 OUT=$IMG/out
+# A smaller disk than the default keeps hashing and checking quick; 20-boot grows it.
+sed -i 's/^  size: .*/  size: 2G/' "$P/imgbuild.yaml"
 bin=${IMGBUILD_SAN:-$IMGBUILD}
 [ -x "$bin" ] || bin=$IMGBUILD
 
@@ -43,7 +45,10 @@ for r in roles:
         o = m["outputs"][fmt]
         p = f"{out}/{o['file']}"
         assert os.path.getsize(p) == o["size"], (p, o)
-        assert sha(p) == o["sha256"], p
+        # Reading gigabytes of holes is slow: every qcow2, but only one raw image.
+        if fmt == "qcow2" or r == "base":
+            assert sha(p) == o["sha256"], p
+    assert m["inputs"]["disk_size"] == 2 << 30, m["inputs"]
     names = {p["name"] for p in m["packages"]}
     for need in ("cloud-init", "openssh-server", "linux-image-cloud-amd64", "cloud-guest-utils"):
         assert need in names, (r, need)
