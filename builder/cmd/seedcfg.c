@@ -27,42 +27,45 @@ static int valid_hostname(const char *h)
 	return 1;
 }
 
-/* The keys as a YAML flow sequence, so that the template needs no conditionals. */
-static int ssh_keys_flow(struct ib_ctx *ctx, const char *file, char **ret)
+/* The whole `ssh_authorized_keys:` entry, keys as a flow sequence, so that the template
+ * needs no conditionals; without keys a comment, since cloud-init's schema refuses an empty
+ * list. */
+static int ssh_keys_entry(struct ib_ctx *ctx, const char *file, char **ret)
 {
 	struct strbuf sb = STRBUF_INIT;
-	sb_addc(&sb, '[');
-	if (file) {
-		_cleanup_free_ char *text = NULL;
-		int r = ib_read_file(ctx, file, SSH_KEY_MAX, &text, NULL);
-		if (r < 0) {
+	if (!file) {
+		*ret = xstrdup("# no SSH key given (imgbuild seed --ssh-key FILE)");
+		return 0;
+	}
+	sb_adds(&sb, "ssh_authorized_keys: [");
+	_cleanup_free_ char *text = NULL;
+	int r = ib_read_file(ctx, file, SSH_KEY_MAX, &text, NULL);
+	if (r < 0) {
+		sb_release(&sb);
+		return r;
+	}
+	int first = 1;
+	char *save = NULL;
+	for (char *l = strtok_r(text, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+		if (!*l || *l == '#')
+			continue;
+		if (!startswith(l, "ssh-") && !startswith(l, "ecdsa-") && !startswith(l, "sk-")) {
 			sb_release(&sb);
-			return r;
+			return ib_error(ctx, IB_E_USAGE,
+			                "'%s' does not look like an SSH public key", file);
 		}
-		int first = 1;
-		char *save = NULL;
-		for (char *l = strtok_r(text, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
-			if (!*l || *l == '#')
-				continue;
-			if (!startswith(l, "ssh-") && !startswith(l, "ecdsa-") &&
-			    !startswith(l, "sk-")) {
-				sb_release(&sb);
-				return ib_error(ctx, IB_E_USAGE,
-				                "'%s' does not look like an SSH public key", file);
-			}
-			if (!first)
-				sb_adds(&sb, ", ");
-			first = 0;
-			sb_addc(&sb, '"');
-			for (char *c = l; *c; c++)
-				if (*c != '"' && *c != '\\' && *c != '\r')
-					sb_addc(&sb, *c);
-			sb_addc(&sb, '"');
-		}
-		if (first) {
-			sb_release(&sb);
-			return ib_error(ctx, IB_E_USAGE, "'%s' holds no SSH public key", file);
-		}
+		if (!first)
+			sb_adds(&sb, ", ");
+		first = 0;
+		sb_addc(&sb, '"');
+		for (char *c = l; *c; c++)
+			if (*c != '"' && *c != '\\' && *c != '\r')
+				sb_addc(&sb, *c);
+		sb_addc(&sb, '"');
+	}
+	if (first) {
+		sb_release(&sb);
+		return ib_error(ctx, IB_E_USAGE, "'%s' holds no SSH public key", file);
 	}
 	sb_addc(&sb, ']');
 	*ret = sb_take(&sb);
@@ -93,7 +96,7 @@ int seed_render(struct ib_ctx *ctx, const struct ib_project *p, const struct ib_
 	int rc = ib_read_file(ctx, tpl, 1u << 20, &text, NULL);
 	if (rc < 0)
 		return rc;
-	rc = ssh_keys_flow(ctx, ssh_key_file, &keys);
+	rc = ssh_keys_entry(ctx, ssh_key_file, &keys);
 	if (rc < 0)
 		return rc;
 	char iid_hash[65];
@@ -101,9 +104,11 @@ int seed_render(struct ib_ctx *ctx, const struct ib_project *p, const struct ib_
 	ib_sha256_hex(iid_in, strlen(iid_in), iid_hash);
 	_cleanup_free_ char *iid = xasprintf("iid-%s-%.12s", host, iid_hash);
 	const struct ib_tvar vars[] = {
-	        {"role", r->role->name},       {"hostname", host},
-	        {"instance_id", iid},          {"project", p->name},
-	        {"ssh_authorized_keys", keys},
+	        {"role", r->role->name},
+	        {"hostname", host},
+	        {"instance_id", iid},
+	        {"project", p->name},
+	        {"ssh_authorized_keys_entry", keys},
 	};
 	const char *shown = tpl + strlen(p->root) + 1;
 	_cleanup_free_ char *ud = NULL;

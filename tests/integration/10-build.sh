@@ -85,6 +85,34 @@ dbg 'cat /etc/fstab' | grep -q '^UUID=.* / ext4 ' || fail "fstab: $(dbg 'cat /et
 dbg 'cat /boot/grub/grub.cfg' | grep -q 'console=ttyS0' || fail "grub.cfg has no serial console"
 ok "root filesystem: e2fsck clean, sealed, layer and units in place"
 
+# cloud-init's own schema, taken from the image, accepts every role's seed user-data (with
+# and without an SSH key) and the defaults the layer wrote.
+dbg 'cat /usr/lib/python3/dist-packages/cloudinit/config/schemas/schema-cloud-config-v1.json' >"$T/schema.json"
+dbg 'cat /etc/cloud/cloud.cfg.d/90-imgbuild.cfg' >"$T/90-imgbuild.cfg"
+ssh-keygen -q -t ed25519 -N '' -f "$T/key" 2>/dev/null
+for r in base master worker tooling; do
+	"$bin" -C "$P" seed "$r" -o "$T/seed-nokey" -q || fail "seed $r"
+	"$bin" -C "$P" seed "$r" -o "$T/seed-key" --ssh-key "$T/key.pub" -q || fail "seed $r with key"
+	for d in seed-nokey seed-key; do
+		rm -rf "$T/x" && mkdir "$T/x"
+		xorriso -osirrox on -indev "$T/$d/$r.seed.iso" -extract / "$T/x" >/dev/null 2>&1 || fail "read seed"
+		cp "$T/x/user-data" "$T/user-data.$r.$d"
+	done
+done
+/usr/bin/python3 - "$T/schema.json" "$T"/user-data.* "$T/90-imgbuild.cfg" <<'PY' || fail "cloud-init schema rejects a config"
+import json, sys, yaml, jsonschema
+schema = json.load(open(sys.argv[1]))
+v = jsonschema.Draft4Validator(schema)
+bad = 0
+for path in sys.argv[2:]:
+    for e in v.iter_errors(yaml.safe_load(open(path))):
+        print(f"{path}: {e.message}")
+        bad += 1
+print(f"{len(sys.argv) - 2} cloud-configs checked against cloud-init's schema")
+sys.exit(1 if bad else 0)
+PY
+ok "seed user-data and cloud.cfg.d defaults pass cloud-init's schema"
+
 # Nothing changed: nothing is rebuilt.
 start=$(date +%s%N)
 "$bin" -C "$P" all --json >"$T/all2.json" 2>"$T/all2.err" || { cat "$T/all2.err"; fail "no-op all failed"; }
