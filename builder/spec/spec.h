@@ -43,6 +43,30 @@ struct ib_kv {
 	char *yaml;
 };
 
+/* One member taken out of a downloaded archive (tar, tar.gz, tgz, tar.xz, zip). */
+struct ib_extract_spec {
+	char *member; /* path inside the archive, normalised without "./" */
+	char *dest;   /* absolute path in the image */
+	mode_t mode;  /* default: the member's own mode */
+	int has_mode;
+	struct ib_pos pos;
+};
+
+/* A pinned download: url plus sha256 (or a published checksum file), placed in the image
+ * as one file or as members extracted from it. */
+struct ib_artifact {
+	char *name; /* unique in a role's chain; a descendant's artifact replaces its ancestor's */
+	char *url;
+	char *sha256;       /* 64 lowercase hex digits, or NULL when checksum_url is set */
+	char *checksum_url; /* a file holding "<hex>" or "<hex>  <name>" lines */
+	char *dest;         /* the whole file's destination, or NULL with extract */
+	mode_t mode;        /* for dest; default 0644 */
+	int has_mode;
+	struct ib_extract_spec *extract;
+	size_t n_extract;
+	struct ib_pos pos;
+};
+
 struct ib_role {
 	char *name;        /* `name:` or the file's base name without .yaml */
 	char *path;        /* the spec file */
@@ -59,6 +83,9 @@ struct ib_role {
 	size_t n_cloud_init;
 	uint64_t disk_size; /* bytes; 0 when not set */
 	int abstract;       /* `abstract: true`: only a base for others, `all` skips it */
+	struct ib_artifact *artifacts;
+	size_t n_artifacts;
+	struct strv images; /* container image references, "name:tag@sha256:..." */
 };
 
 struct ib_project {
@@ -97,7 +124,10 @@ struct ib_resolved {
 	struct strv firstboot;     /* ancestors' scripts first, duplicates dropped */
 	struct ib_kv **cloud_init; /* merged by top-level key, descendant wins; sorted by key */
 	size_t n_cloud_init;
-	uint64_t disk_size; /* nearest one set in the chain, else the project's */
+	uint64_t disk_size;             /* nearest one set in the chain, else the project's */
+	struct ib_artifact **artifacts; /* by name, descendant wins, ancestors' order first */
+	size_t n_artifacts;
+	struct strv images; /* union, sorted, unique */
 };
 
 int ib_role_resolve(struct ib_ctx *ctx, const struct ib_project *p, const char *name,

@@ -333,11 +333,13 @@ enum {
 	R_FIRSTBOOT,
 	R_CLOUD_INIT,
 	R_DISK,
+	R_ARTIFACTS,
+	R_IMAGES,
 	R__MAX
 };
 static const char *const role_keys[R__MAX] = {
-        "name",  "description", "abstract",  "extends",    "packages",
-        "files", "units",       "firstboot", "cloud_init", "disk",
+        "name",  "description", "abstract",   "extends", "packages",  "files",
+        "units", "firstboot",   "cloud_init", "disk",    "artifacts", "images",
 };
 
 enum { F_SOURCE, F_DEST, F_MODE, F_OWNER, F__MAX };
@@ -534,6 +536,175 @@ static int parse_cloud_init(const struct spec_src *src, const struct ynode *n, s
 	return 0;
 }
 
+enum { A_NAME, A_URL, A_SHA256, A_CHECKSUM_URL, A_DEST, A_MODE, A_EXTRACT, A__MAX };
+static const char *const artifact_keys[A__MAX] = {"name",        "url",  "sha256", "checksum_url",
+                                                  "destination", "mode", "extract"};
+enum { X_MEMBER, X_DEST, X_MODE, X__MAX };
+static const char *const extract_keys[X__MAX] = {"member", "destination", "mode"};
+
+static int valid_url(const char *s)
+{
+	if (!startswith(s, "http://") && !startswith(s, "https://") && !startswith(s, "file://"))
+		return 0;
+	for (const char *c = s; *c; c++)
+		if ((unsigned char)*c <= ' ' || *c == 0x7f)
+			return 0;
+	return 1;
+}
+
+static int valid_sha256(const char *s)
+{
+	return strlen(s) == 64 && strspn(s, "0123456789abcdef") == 64;
+}
+
+static int get_url(const struct spec_src *src, const struct ynode *n, const char *name, char **ret)
+{
+	int r = get_string(src, n, name, ret);
+	if (r < 0)
+		return r;
+	if (!valid_url(*ret))
+		return ERR(src, n, "invalid %s '%s' (expected an http://, https:// or file:// URL)",
+		           name, *ret);
+	return 0;
+}
+
+static int parse_extract(const struct spec_src *src, const struct ynode *m, struct ib_artifact *a)
+{
+	const struct ynode *v[X__MAX];
+	int r, dotdot;
+
+	if (m->type != YN_MAP)
+		return ERR(src, m, "extract entry must be a mapping, not %s", ynode_describe(m));
+	if ((r = fields(src, m, "extract entry", extract_keys, X__MAX, v)) < 0 ||
+	    (r = need(src, m, v[X_MEMBER], "member", "extract entry")) < 0 ||
+	    (r = need(src, m, v[X_DEST], "destination", "extract entry")) < 0)
+		return r;
+	a->extract = xrealloc(a->extract, (a->n_extract + 1) * sizeof(*a->extract));
+	struct ib_extract_spec *x = &a->extract[a->n_extract++];
+	memset(x, 0, sizeof(*x));
+	x->pos = (struct ib_pos){src->display, m->line, m->col};
+	_cleanup_free_ char *member = NULL;
+	if ((r = get_string(src, v[X_MEMBER], "member", &member)) < 0)
+		return r;
+	x->member = spec_path_clean(member[0] == '/' ? member + 1 : member, 0, &dotdot);
+	if (dotdot || streq(x->member, "."))
+		return ERR(src, v[X_MEMBER], "invalid member '%s'", member);
+	struct ib_file_spec tmp = {0};
+	r = parse_dest(src, v[X_DEST], &tmp);
+	x->dest = tmp.dest;
+	if (r < 0)
+		return r;
+	if (v[X_MODE]) {
+		if ((r = parse_mode(src, v[X_MODE], &x->mode)) < 0)
+			return r;
+		x->has_mode = 1;
+	}
+	return 0;
+}
+
+static int parse_artifact(const struct spec_src *src, const struct ynode *m, struct ib_role *role)
+{
+	const struct ynode *v[A__MAX];
+	int r;
+
+	if (m->type != YN_MAP)
+		return ERR(src, m, "artifact entry must be a mapping, not %s", ynode_describe(m));
+	if ((r = fields(src, m, "artifact entry", artifact_keys, A__MAX, v)) < 0 ||
+	    (r = need(src, m, v[A_NAME], "name", "artifact entry")) < 0 ||
+	    (r = need(src, m, v[A_URL], "url", "artifact entry")) < 0)
+		return r;
+	role->artifacts =
+	        xrealloc(role->artifacts, (role->n_artifacts + 1) * sizeof(*role->artifacts));
+	struct ib_artifact *a = &role->artifacts[role->n_artifacts++];
+	memset(a, 0, sizeof(*a));
+	a->pos = (struct ib_pos){src->display, m->line, m->col};
+	a->mode = 0644;
+
+	if ((r = get_string(src, v[A_NAME], "name", &a->name)) < 0)
+		return r;
+	if (!valid_name(a->name, 63))
+		return ERR(
+		        src, v[A_NAME],
+		        "invalid artifact name '%s' (expected lowercase letters, digits and '-')",
+		        a->name);
+	for (size_t i = 0; i + 1 < role->n_artifacts; i++)
+		if (streq(role->artifacts[i].name, a->name))
+			return ERR(src, v[A_NAME], "duplicate artifact '%s' (first at line %d)",
+			           a->name, role->artifacts[i].pos.line);
+	if ((r = get_url(src, v[A_URL], "url", &a->url)) < 0)
+		return r;
+	if (!v[A_SHA256] == !v[A_CHECKSUM_URL])
+		return ERR(src, m, "artifact '%s' needs exactly one of 'sha256' and 'checksum_url'",
+		           a->name);
+	if (v[A_SHA256]) {
+		if ((r = get_string(src, v[A_SHA256], "sha256", &a->sha256)) < 0)
+			return r;
+		if (!valid_sha256(a->sha256))
+			return ERR(src, v[A_SHA256],
+			           "invalid sha256 '%s' (expected 64 lowercase hex digits)",
+			           a->sha256);
+	}
+	if (v[A_CHECKSUM_URL] &&
+	    (r = get_url(src, v[A_CHECKSUM_URL], "checksum_url", &a->checksum_url)) < 0)
+		return r;
+	if (!v[A_DEST] == !v[A_EXTRACT])
+		return ERR(src, m, "artifact '%s' needs exactly one of 'destination' and 'extract'",
+		           a->name);
+	if (v[A_DEST]) {
+		struct ib_file_spec tmp = {0};
+		r = parse_dest(src, v[A_DEST], &tmp);
+		a->dest = tmp.dest;
+		if (r < 0)
+			return r;
+	}
+	if (v[A_MODE]) {
+		if (!v[A_DEST])
+			return ERR(src, v[A_MODE],
+			           "'mode' applies to 'destination'; give each extract "
+			           "entry its own mode");
+		if ((r = parse_mode(src, v[A_MODE], &a->mode)) < 0)
+			return r;
+		a->has_mode = 1;
+	}
+	if (v[A_EXTRACT]) {
+		const struct ynode *x = v[A_EXTRACT];
+		if (x->type != YN_SEQ || x->n == 0)
+			return ERR(src, x,
+			           "'extract' must be a non-empty sequence of mappings, not %s",
+			           ynode_describe(x));
+		for (size_t i = 0; i < x->n; i++)
+			if ((r = parse_extract(src, x->items[i], a)) < 0)
+				return r;
+	}
+	return 0;
+}
+
+/* [registry[:port]/]path[:tag][@sha256:hex], the characters the distribution spec allows. */
+static int valid_image_ref(const char *s)
+{
+	static const char ok[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+	                         "._-/:@";
+	if (!*s || strlen(s) > 512 || strspn(s, ok) != strlen(s) || *s == '/' || *s == ':')
+		return 0;
+	const char *at = strchr(s, '@');
+	if (at && (!startswith(at + 1, "sha256:") || !valid_sha256(at + 8)))
+		return 0;
+	const char *last = strrchr(s, '/');
+	const char *tag = strchr(last ? last : s, ':');
+	return at || (tag && tag[1] && tag[1] != '@'); /* pinned by digest, or at least a tag */
+}
+
+static int add_image(const struct spec_src *src, const struct ynode *it, void *data)
+{
+	if (!valid_image_ref(it->value))
+		return ERR(src, it,
+		           "invalid image reference '%s' (expected name:tag, name@sha256:<64 hex> "
+		           "or both)",
+		           it->value);
+	strv_push(data, it->value);
+	return 0;
+}
+
 static int parse_role_name(const struct spec_src *src, const struct ynode *root,
                            const struct ynode *name, const char *base, struct ib_role *r)
 {
@@ -604,6 +775,18 @@ int spec_parse_role(const struct spec_src *src, const struct ynode *root, const 
 		return ret;
 	if (v[R_DISK] && (ret = parse_disk(src, v[R_DISK], &r->disk_size)) < 0)
 		return ret;
+	if (v[R_ARTIFACTS]) {
+		const struct ynode *arts = v[R_ARTIFACTS];
+		if (arts->type != YN_SEQ)
+			return ERR(src, arts, "'artifacts' must be a sequence of mappings, not %s",
+			           ynode_describe(arts));
+		for (size_t i = 0; i < arts->n; i++)
+			if ((ret = parse_artifact(src, arts->items[i], r)) < 0)
+				return ret;
+	}
+	if (v[R_IMAGES] &&
+	    (ret = each_string(src, v[R_IMAGES], "images", add_image, &r->images)) < 0)
+		return ret;
 	return 0;
 }
 
@@ -627,5 +810,20 @@ void spec_role_release(struct ib_role *r)
 		free(r->cloud_init[i].yaml);
 	}
 	free(r->cloud_init);
+	for (size_t i = 0; i < r->n_artifacts; i++) {
+		struct ib_artifact *a = &r->artifacts[i];
+		free(a->name);
+		free(a->url);
+		free(a->sha256);
+		free(a->checksum_url);
+		free(a->dest);
+		for (size_t j = 0; j < a->n_extract; j++) {
+			free(a->extract[j].member);
+			free(a->extract[j].dest);
+		}
+		free(a->extract);
+	}
+	free(r->artifacts);
+	strv_release(&r->images);
 	memset(r, 0, sizeof(*r));
 }

@@ -48,6 +48,8 @@ void ib_resolved_free(struct ib_resolved *r)
 	strv_release(&r->units);
 	strv_release(&r->firstboot);
 	free(r->cloud_init);
+	free(r->artifacts);
+	strv_release(&r->images);
 	free(r);
 }
 
@@ -64,6 +66,17 @@ static int cmp_kv(const void *a, const void *b)
 static void merge_role(struct ib_resolved *res, const struct ib_role *role, size_t max_files,
                        size_t max_kv)
 {
+	for (size_t i = 0; i < role->images.n; i++)
+		strv_push(&res->images, role->images.v[i]);
+	for (size_t i = 0; i < role->n_artifacts; i++) {
+		struct ib_artifact *a = &role->artifacts[i];
+		size_t j = 0;
+		while (j < res->n_artifacts && !streq(res->artifacts[j]->name, a->name))
+			j++;
+		if (j == res->n_artifacts)
+			res->n_artifacts++; /* sized for every artifact of the chain */
+		res->artifacts[j] = a;
+	}
 	for (size_t i = 0; i < role->packages.n; i++)
 		strv_push(&res->packages, role->packages.v[i]);
 	for (size_t i = 0; i < role->units.n; i++)
@@ -110,11 +123,12 @@ int ib_role_resolve(struct ib_ctx *ctx, const struct ib_project *p, const char *
 	_cleanup_(resolved_freep) struct ib_resolved *res = xcalloc(1, sizeof(*res));
 	res->role = role;
 	/* Loading refused cycles, so the chain ends within n_roles steps. */
-	size_t n = 0, n_files = 0, n_kv = 0;
+	size_t n = 0, n_files = 0, n_kv = 0, n_art = 0;
 	for (const struct ib_role *q = role; q && n < p->n_roles; q = parent_of(p, q)) {
 		n++;
 		n_files += q->n_files;
 		n_kv += q->n_cloud_init;
+		n_art += q->n_artifacts;
 	}
 	res->chain = xcalloc(n, sizeof(*res->chain));
 	res->n_chain = n;
@@ -124,6 +138,7 @@ int ib_role_resolve(struct ib_ctx *ctx, const struct ib_project *p, const char *
 
 	res->files = xcalloc(n_files + 1, sizeof(*res->files));
 	res->cloud_init = xcalloc(n_kv + 1, sizeof(*res->cloud_init));
+	res->artifacts = xcalloc(n_art + 1, sizeof(*res->artifacts));
 	res->disk_size = p->disk_size;
 	for (size_t i = 0; i < n; i++) {
 		merge_role(res, res->chain[i], n_files, n_kv);
@@ -134,6 +149,8 @@ int ib_role_resolve(struct ib_ctx *ctx, const struct ib_project *p, const char *
 	strv_uniq_sorted(&res->packages);
 	strv_sort(&res->units);
 	strv_uniq_sorted(&res->units);
+	strv_sort(&res->images);
+	strv_uniq_sorted(&res->images);
 	if (res->n_cloud_init > 1)
 		qsort(res->cloud_init, res->n_cloud_init, sizeof(*res->cloud_init), cmp_kv);
 	*ret = TAKE_PTR(res);

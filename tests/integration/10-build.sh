@@ -122,8 +122,8 @@ python3 -c 'import json,sys; s=json.loads(open(sys.argv[1]).readlines()[-1]); as
 ok "no-op all reuses every role"
 
 # One input changed: only that role is rebuilt.
-sums_before=$(cd "$OUT" && sha256sum base.raw master.raw tooling.raw)
-worker_before=$(sha256sum <"$OUT/worker.raw")
+sums_before=$(cd "$OUT" && sums base.raw master.raw tooling.raw)
+worker_before=$(sums "$OUT/worker.raw")
 echo 'echo changed' >>"$P/ansible-free-scripts/worker-firstboot.sh"
 "$bin" -C "$P" all --json >"$T/all3.json" 2>"$T/all3.err" || { cat "$T/all3.err"; fail "rebuild failed"; }
 python3 -c '
@@ -132,12 +132,12 @@ s = json.loads(open(sys.argv[1]).readlines()[-1])
 res = {r["role"]: r["result"] for r in s["roles"]}
 assert res == {"base": "reused", "master": "reused", "tooling": "reused", "worker": "rebuilt"}, res
 ' "$T/all3.json" || fail "wrong roles rebuilt: $(tail -1 "$T/all3.json")"
-[ "$(cd "$OUT" && sha256sum base.raw master.raw tooling.raw)" = "$sums_before" ] || fail "unchanged roles changed"
-[ "$(sha256sum <"$OUT/worker.raw")" != "$worker_before" ] || fail "worker did not change"
+[ "$(cd "$OUT" && sums base.raw master.raw tooling.raw)" = "$sums_before" ] || fail "unchanged roles changed"
+[ "$(sums "$OUT/worker.raw")" != "$worker_before" ] || fail "worker did not change"
 ok "a changed first-boot script rebuilds only its role"
 
 # A failure in the middle of a build (a unit that does not exist) leaves earlier outputs.
-before=$(cd "$OUT" && sha256sum worker.raw worker.qcow2 worker.manifest.json)
+before=$(cd "$OUT" && sums worker.raw worker.qcow2 worker.manifest.json)
 cp "$P/images/worker.yaml" "$T/worker.yaml.bak"
 printf 'units:\n  enable: [no-such-thing.service]\n' >>"$P/images/worker.yaml"
 expect_exit 2 "$bin" -C "$P" build worker
@@ -145,7 +145,7 @@ grep -q "no-such-thing.service" "$T/err" || fail "error does not name the unit: 
 [ "$(grep -c 'error' "$T/err")" = 1 ] || fail "not exactly one error line: $(cat "$T/err")"
 expect_exit 2 "$bin" -C "$P" -q build worker
 [ "$(wc -l <"$T/err")" = 1 ] || fail "-q: not exactly one line: $(cat "$T/err")"
-[ "$(cd "$OUT" && sha256sum worker.raw worker.qcow2 worker.manifest.json)" = "$before" ] || fail "failed build changed outputs"
+[ "$(cd "$OUT" && sums worker.raw worker.qcow2 worker.manifest.json)" = "$before" ] || fail "failed build changed outputs"
 cp "$T/worker.yaml.bak" "$P/images/worker.yaml"
 [ -z "$(ls -A "$OUT/.imgbuild-work" 2>/dev/null)" ] || fail "work files left: $(ls -A "$OUT/.imgbuild-work")"
 ok "a failed build leaves earlier outputs intact and no work files"
@@ -166,6 +166,6 @@ for sig in INT TERM; do
 	[ -z "$(ls -A "$OUT/.imgbuild-work" 2>/dev/null)" ] || fail "SIG$sig: work files left: $(ls -A "$OUT/.imgbuild-work")"
 	ls "$OUT" | grep -q 'tmp' && fail "SIG$sig: temporary files left: $(ls "$OUT")"
 	pgrep -f 'mkfs|qemu-img convert|mmdebstrap' >/dev/null && fail "SIG$sig: tools still running"
-	[ "$(cd "$OUT" && sha256sum worker.raw worker.qcow2 worker.manifest.json)" = "$before" ] || fail "SIG$sig changed outputs"
+	[ "$(cd "$OUT" && sums worker.raw worker.qcow2 worker.manifest.json)" = "$before" ] || fail "SIG$sig changed outputs"
 done
 ok "SIGINT and SIGTERM leave earlier outputs intact, no work or temporary files, no tools running"

@@ -502,7 +502,7 @@ START_TEST(test_err_unknown_key)
 	        "  pakages: [curl]\n",
 	        "images/base.yaml:4:3: unknown key 'pakages' in role (expected one of: name, "
 	        "description, abstract, extends, packages, files, units, firstboot, cloud_init, "
-	        "disk)");
+	        "disk, artifacts, images)");
 }
 END_TEST
 
@@ -1045,7 +1045,131 @@ START_TEST(test_error_stops_at_first_file)
 	expect_error(
 	        "images/a.yaml:1:1: unknown key 'descripton' in role (expected one of: name, "
 	        "description, abstract, extends, packages, files, units, firstboot, cloud_init, "
-	        "disk)");
+	        "disk, artifacts, images)");
+}
+END_TEST
+
+
+static const char sha_a[] = "1111111111111111111111111111111111111111111111111111111111111111";
+
+START_TEST(test_artifacts_and_images)
+{
+	setup_project();
+	tu_write("images/base.yaml",
+	         "artifacts:\n"
+	         "  - name: kubeadm\n"
+	         "    url: https://dl.k8s.io/release/v1.30.2/bin/linux/amd64/kubeadm\n"
+	         "    checksum_url: https://dl.k8s.io/release/v1.30.2/bin/linux/amd64/kubeadm.sha256\n"
+	         "    destination: /usr/bin/kubeadm\n"
+	         "    mode: \"0755\"\n"
+	         "  - name: cni\n"
+	         "    url: http://127.0.0.1:8080/cni.tgz\n"
+	         "    sha256: 1111111111111111111111111111111111111111111111111111111111111111\n"
+	         "    extract:\n"
+	         "      - member: ./bridge\n"
+	         "        destination: /opt/cni/bin/bridge\n"
+	         "        mode: \"0755\"\n"
+	         "      - member: loopback\n"
+	         "        destination: /opt/cni/bin/loopback\n"
+	         "images:\n"
+	         "  - registry.k8s.io/pause:3.9\n"
+	         "  - docker.io/library/busybox@sha256:"
+	         "2222222222222222222222222222222222222222222222222222222222222222\n");
+	tu_write("images/worker.yaml",
+	         "extends: base\n"
+	         "artifacts:\n"
+	         "  - name: kubeadm\n"
+	         "    url: file:///srv/mirror/kubeadm\n"
+	         "    sha256: 1111111111111111111111111111111111111111111111111111111111111111\n"
+	         "    destination: /usr/local/bin/kubeadm\n"
+	         "images: [registry.k8s.io/pause:3.9, registry.k8s.io/kube-proxy:v1.30.2]\n");
+	struct ib_project *p = load_ok();
+	const struct ib_role *b = ib_project_find_role(p, "base");
+	ck_assert_uint_eq(b->n_artifacts, 2);
+	ck_assert_str_eq(b->artifacts[0].name, "kubeadm");
+	ck_assert_ptr_null(b->artifacts[0].sha256);
+	ck_assert_str_eq(b->artifacts[0].dest, "/usr/bin/kubeadm");
+	ck_assert_uint_eq(b->artifacts[0].mode, 0755);
+	ck_assert_str_eq(b->artifacts[1].sha256, sha_a);
+	ck_assert_uint_eq(b->artifacts[1].n_extract, 2);
+	ck_assert_str_eq(b->artifacts[1].extract[0].member, "bridge");
+	ck_assert_uint_eq(b->artifacts[1].extract[0].mode, 0755);
+	ck_assert_int_eq(b->artifacts[1].extract[1].has_mode, 0);
+
+	struct ib_ctx ctx;
+	ib_ctx_init(&ctx);
+	struct ib_resolved *r = NULL;
+	ck_assert_int_eq(ib_role_resolve(&ctx, p, "worker", &r), 0);
+	ck_assert_uint_eq(r->n_artifacts, 2);
+	ck_assert_str_eq(r->artifacts[0]->name, "kubeadm"); /* replaced in place */
+	ck_assert_str_eq(r->artifacts[0]->dest, "/usr/local/bin/kubeadm");
+	ck_assert_str_eq(r->artifacts[1]->name, "cni");
+	ck_assert_uint_eq(r->images.n, 3);
+	ck_assert_str_eq(r->images.v[0], "docker.io/library/busybox@sha256:"
+	                                 "2222222222222222222222222222222222222222222222222222222222222222");
+	ck_assert_str_eq(r->images.v[2], "registry.k8s.io/pause:3.9");
+	ib_resolved_free(r);
+	ib_project_free(p);
+}
+END_TEST
+
+START_TEST(test_artifact_errors)
+{
+	expect_role_error("artifacts:\n  - name: a\n    url: ftp://x/y\n    sha256: x\n"
+	                  "    destination: /a\n",
+	                  "images/base.yaml:3:10: invalid url 'ftp://x/y' (expected an http://, "
+	                  "https:// or file:// URL)");
+}
+END_TEST
+
+START_TEST(test_artifact_errors_sha)
+{
+	expect_role_error("artifacts:\n  - name: a\n    url: http://x/y\n    sha256: ABC\n"
+	                  "    destination: /a\n",
+	                  "images/base.yaml:4:13: invalid sha256 'ABC' (expected 64 lowercase hex "
+	                  "digits)");
+}
+END_TEST
+
+START_TEST(test_artifact_errors_pin)
+{
+	expect_role_error("artifacts:\n  - name: a\n    url: http://x/y\n    destination: /a\n",
+	                  "images/base.yaml:2:5: artifact 'a' needs exactly one of 'sha256' and "
+	                  "'checksum_url'");
+}
+END_TEST
+
+START_TEST(test_artifact_errors_dest)
+{
+	expect_role_error("artifacts:\n  - name: a\n    url: http://x/y\n    sha256: "
+	                  "1111111111111111111111111111111111111111111111111111111111111111\n",
+	                  "images/base.yaml:2:5: artifact 'a' needs exactly one of 'destination' "
+	                  "and 'extract'");
+}
+END_TEST
+
+START_TEST(test_artifact_errors_member)
+{
+	expect_role_error("artifacts:\n  - name: a\n    url: http://x/y\n    sha256: "
+	                  "1111111111111111111111111111111111111111111111111111111111111111\n"
+	                  "    extract:\n      - member: ../etc/passwd\n        destination: /x\n",
+	                  "images/base.yaml:6:17: invalid member '../etc/passwd'");
+}
+END_TEST
+
+START_TEST(test_image_errors)
+{
+	expect_role_error("images: [nginx]\n",
+	                  "images/base.yaml:1:10: invalid image reference 'nginx' (expected "
+	                  "name:tag, name@sha256:<64 hex> or both)");
+}
+END_TEST
+
+START_TEST(test_image_errors_digest)
+{
+	expect_role_error("images: [\"nginx@sha256:abc\"]\n",
+	                  "images/base.yaml:1:10: invalid image reference 'nginx@sha256:abc' "
+	                  "(expected name:tag, name@sha256:<64 hex> or both)");
 }
 END_TEST
 
@@ -1090,6 +1214,14 @@ static Suite *spec_suite(void)
 	TU_CASE(s, "err_missing_images_dir", test_err_missing_images_dir);
 	TU_CASE(s, "err_no_project_file", test_err_no_project_file);
 	TU_CASE(s, "error_stops_at_first_file", test_error_stops_at_first_file);
+	TU_CASE(s, "artifacts_and_images", test_artifacts_and_images);
+	TU_CASE(s, "artifact_errors", test_artifact_errors);
+	TU_CASE(s, "artifact_errors_sha", test_artifact_errors_sha);
+	TU_CASE(s, "artifact_errors_pin", test_artifact_errors_pin);
+	TU_CASE(s, "artifact_errors_dest", test_artifact_errors_dest);
+	TU_CASE(s, "artifact_errors_member", test_artifact_errors_member);
+	TU_CASE(s, "image_errors", test_image_errors);
+	TU_CASE(s, "image_errors_digest", test_image_errors_digest);
 	return s;
 }
 
