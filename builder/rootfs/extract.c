@@ -154,6 +154,12 @@ int ib_tree_extract(struct ib_ctx *ctx, const char *tar, const char *tree, unsig
 			name++;
 		if (!*name || streq(name, "."))
 			continue; /* the tree root itself keeps the staging directory's mode */
+		if ((flags & IB_EXTRACT_NO_DEVICES) && (archive_entry_filetype(e) == AE_IFCHR ||
+		                                        archive_entry_filetype(e) == AE_IFBLK)) {
+			ib_log(ctx, IB_LOG_DEBUG, "not creating device node /%s (user namespace)",
+			       name);
+			continue;
+		}
 		_cleanup_free_ char *rel = NULL;
 		if (flags & IB_EXTRACT_CONFINE) {
 			r = resolve_in_root(ctx, tree, name, &rel);

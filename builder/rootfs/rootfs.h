@@ -30,6 +30,9 @@ enum {
 	 * symlinks as the image would see them (/var/run -> /run stays in the tree), and
 	 * replace an existing file or symlink at the entry's path. For layers. */
 	IB_EXTRACT_CONFINE = 1 << 0,
+	/* Skip character and block devices (logged at debug level): a user namespace cannot
+	 * create them, and the image needs none (systemd mounts devtmpfs on /dev at boot). */
+	IB_EXTRACT_NO_DEVICES = 1 << 1,
 };
 
 /* Extract a tar into tree keeping numeric owners, modes, times and extended attributes. */
