@@ -8,14 +8,17 @@
 #include "util/tmpreg.h"
 
 const struct command commands[] = {
-        {"all", cmd_all, "", "build every role that is not abstract", OPT_BUILD},
-        {"build", cmd_build, "ROLE...", "build the named roles", OPT_BUILD},
-        {"list", cmd_list, "", "list the roles of the project", OPT_COMMON | OPT_JSON},
-        {"validate", cmd_validate, "", "check the spec without building anything", OPT_COMMON},
+        {"all", cmd_all, "", "build every role that is not abstract", OPT_BUILD, 0},
+        {"build", cmd_build, "ROLE...", "build the named roles", OPT_BUILD, 0},
+        {"list", cmd_list, "", "list the roles of the project", OPT_COMMON | OPT_JSON, 0},
+        {"validate", cmd_validate, "", "check the spec without building anything", OPT_COMMON, 0},
         {"seed", cmd_seed, "ROLE", "write a NoCloud seed image for booting ROLE locally",
-         OPT_COMMON | OPT_OUT | OPT_SSH_KEY | OPT_HOSTNAME},
-        {"help", cmd_help, "[COMMAND]", "show help for imgbuild or one command", OPT_HELP},
-        {NULL, NULL, NULL, NULL, 0},
+         OPT_COMMON | OPT_OUT | OPT_SSH_KEY | OPT_HOSTNAME, 0},
+        {"help", cmd_help, "[COMMAND]", "show help for imgbuild or one command", OPT_HELP, 0},
+        /* Run by a build as a normal user inside a user namespace (pipeline/assemble.h). */
+        {"__assemble", cmd_assemble, "KEY=VALUE...", "assemble a role in a user namespace",
+         OPT_COMMON, 1},
+        {NULL, NULL, NULL, NULL, 0, 0},
 };
 
 const struct option_doc option_docs[] = {
@@ -65,7 +68,8 @@ static void usage_all(FILE *f)
 	           "Build bootable disk images (raw, qcow2) from a declarative YAML spec.\n\n"
 	           "commands:\n");
 	for (const struct command *c = commands; c->name; c++)
-		fprintf(f, "  %-10s %s\n", c->name, c->summary);
+		if (!c->hidden)
+			fprintf(f, "  %-10s %s\n", c->name, c->summary);
 	fprintf(f, "\noptions (see 'imgbuild help COMMAND' for which apply):\n");
 	for (const struct option_doc *o = option_docs; o->flags; o++)
 		fprintf(f, "  %-18s %s\n", o->flags, o->help);
@@ -223,7 +227,8 @@ int main(int argc, char **argv)
 		case LONG_VERSION: printf("imgbuild %s\n", IMGBUILD_VERSION); return 0;
 		case LONG_LIST_CMDS:
 			for (const struct command *k = commands; k->name; k++)
-				printf("%s\n", k->name);
+				if (!k->hidden)
+					printf("%s\n", k->name);
 			return 0;
 		case LONG_LIST_OPTS: list_options(optarg); return 0;
 		default: r = ib_error(&cli.ctx, IB_E_USAGE, "bad option (see 'imgbuild --help')");

@@ -44,6 +44,7 @@ struct command {
 	const char *args;
 	const char *summary;
 	unsigned opts;
+	int hidden; /* internal: not in --help, --list-commands, the man page or completion */
 };
 
 struct option_doc {
@@ -61,6 +62,8 @@ int cmd_list(struct cli *cli, int argc, char **argv);
 int cmd_validate(struct cli *cli, int argc, char **argv);
 int cmd_seed(struct cli *cli, int argc, char **argv);
 int cmd_help(struct cli *cli, int argc, char **argv);
+/* Hidden: the assembly inside a user namespace, run by a build as a normal user. */
+int cmd_assemble(struct cli *cli, int argc, char **argv);
 
 /* Load the project from -C (or the current directory). */
 int cli_load_project(struct cli *cli, struct ib_project **ret);

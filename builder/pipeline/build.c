@@ -5,8 +5,8 @@
 #include <stdatomic.h>
 #include <sys/stat.h>
 
+#include "assemble.h"
 #include "disk/disk.h"
-#include "layer/layer.h"
 #include "manifest.h"
 #include "rootfs/rootfs.h"
 #include "util/fs.h"
@@ -31,8 +31,9 @@ struct job {
 	struct ib_role_result *res;
 	struct ib_resolved *role;
 	char rootfs_key[65];
-	char *work; /* <out>/.imgbuild-work/<role>.<pid> */
-	char *tree;
+	char *work;       /* <out>/.imgbuild-work/<role>.<pid> */
+	char *rootfs_tar; /* in the cache */
+	char *tree, *layer_tar;
 	char *raw, *qcow2, *manifest; /* in the work dir */
 	struct ib_disk_layout layout;
 	struct ib_package *pkgs;
@@ -98,6 +99,35 @@ static int up_to_date(struct job *j)
 	return streq(old, now);
 }
 
+/* Assembly steps run as root in this process, else in a user namespace (assemble.h). */
+static int assemble(struct job *j, unsigned step)
+{
+	struct ib_assemble_opts a = {
+	        .project = j->opts->project,
+	        .role = j->role,
+	        .rootfs_tar = j->rootfs_tar,
+	        .rootfs_key = j->rootfs_key,
+	        .digest = j->res->digest,
+	        .work = j->work,
+	        .tree = j->tree,
+	        .layer_tar = j->layer_tar,
+	        .out_raw = j->raw,
+	        .epoch = j->opts->epoch,
+	};
+	struct ib_assemble_result res = {.pkgs = NULL};
+	int r = ib_assemble(&j->ctx, &a, step, &res);
+	if (r == 0 && (step & IB_ASSEMBLE_LAYER)) {
+		ib_packages_free(j->pkgs, j->n_pkgs);
+		j->pkgs = TAKE_PTR(res.pkgs);
+		j->n_pkgs = res.n_pkgs;
+		res.n_pkgs = 0;
+	}
+	if (r == 0 && (step & IB_ASSEMBLE_DISK))
+		j->layout = res.layout;
+	ib_assemble_result_release(&res);
+	return r;
+}
+
 static int do_rootfs(struct job *j)
 {
 	struct ib_rootfs_opts ro = {
@@ -106,53 +136,21 @@ static int do_rootfs(struct job *j)
 	        .cache_dir = j->opts->cache_dir,
 	        .epoch = j->opts->epoch,
 	};
-	_cleanup_free_ char *tar = NULL;
-	int r = ib_rootfs_get(&j->ctx, &ro, &tar, &j->res->rootfs_reused);
+	/* Outside the user namespace: mmdebstrap's unshare mode makes its own. */
+	int r = ib_rootfs_get(&j->ctx, &ro, &j->rootfs_tar, &j->res->rootfs_reused);
 	if (r < 0)
 		return r;
-	r = ib_mkdir_p(&j->ctx, j->tree, 0755);
-	if (r < 0)
-		return r;
-	return ib_tree_extract(&j->ctx, tar, j->tree, 0);
+	return assemble(j, IB_ASSEMBLE_ROOTFS);
 }
 
 static int do_layer(struct job *j)
 {
-	_cleanup_free_ char *tar = ib_path_join(j->work, "layer.tar");
-	struct ib_layer_opts lo = {
-	        .project = j->opts->project,
-	        .role = j->role,
-	        .rootfs_tree = j->tree,
-	        .mtime = j->opts->epoch,
-	};
-	int r = ib_layer_build(&j->ctx, &lo, tar);
-	if (r < 0)
-		return r;
-	r = ib_tree_extract(&j->ctx, tar, j->tree, IB_EXTRACT_CONFINE);
-	if (r < 0)
-		return r;
-	r = ib_tree_seal(&j->ctx, j->tree);
-	if (r < 0)
-		return r;
-	return ib_tree_packages(&j->ctx, j->tree, &j->pkgs, &j->n_pkgs);
+	return assemble(j, IB_ASSEMBLE_LAYER);
 }
 
 static int do_disk(struct job *j)
 {
-	_cleanup_free_ char *seed = xasprintf("%s:%s", j->role->role->name, j->rootfs_key);
-	struct ib_disk_opts d = {
-	        .tree = j->tree,
-	        .out_raw = j->raw,
-	        .workdir = j->work,
-	        .size = j->role->disk_size,
-	        .seed = seed,
-	        .mtime = j->opts->epoch,
-	};
-	int r = ib_disk_assemble(&j->ctx, &d, &j->layout);
-	if (r < 0)
-		return r;
-	/* The staging tree is no longer needed: free the space before converting. */
-	return ib_rm_rf(&j->ctx, j->tree);
+	return assemble(j, IB_ASSEMBLE_DISK);
 }
 
 static int do_manifest(struct job *j)
@@ -293,18 +291,24 @@ static int build_one(struct job *j)
 		return 0;
 	}
 
+	/* As a normal user, assembly needs a user namespace: say what is missing first. */
+	r = ib_assemble_check(&j->ctx);
+	if (r < 0)
+		return r;
+
 	_cleanup_free_ char *workroot = ib_path_join(o->out_dir, ".imgbuild-work");
 	r = ib_mkdir_p(&j->ctx, workroot, 0700);
 	if (r < 0)
 		return r;
 	j->work = xasprintf("%s/%s.%d", workroot, j->role->role->name, (int)getpid());
 	ib_tmp_register(j->work);
-	r = ib_rm_rf(&j->ctx, j->work);
+	r = ib_assemble_remove(&j->ctx, j->work);
 	if (r == 0)
 		r = ib_mkdir_p(&j->ctx, j->work, 0700);
 	if (r < 0)
 		goto out;
 	j->tree = ib_path_join(j->work, "tree");
+	j->layer_tar = ib_path_join(j->work, "layer.tar");
 	j->raw = xasprintf("%s/%s.raw", j->work, j->role->role->name);
 	j->qcow2 = xasprintf("%s/%s.qcow2", j->work, j->role->role->name);
 	j->manifest = xasprintf("%s/%s.manifest.json", j->work, j->role->role->name);
@@ -314,7 +318,7 @@ out:;
 	struct ib_ctx quiet;
 	ib_ctx_init(&quiet);
 	if (!getenv("IMGBUILD_KEEP_WORK") || r == 0)
-		ib_rm_rf(&quiet, j->work);
+		ib_assemble_remove(&quiet, j->work);
 	ib_tmp_unregister(j->work);
 	return r;
 }
@@ -331,8 +335,10 @@ static void job_release(struct job *j)
 {
 	ib_resolved_free(j->role);
 	ib_packages_free(j->pkgs, j->n_pkgs);
+	free(j->rootfs_tar);
 	free(j->work);
 	free(j->tree);
+	free(j->layer_tar);
 	free(j->raw);
 	free(j->qcow2);
 	free(j->manifest);
