@@ -8,7 +8,7 @@
 #include "util/hash.h"
 
 /* Bump when the pipeline makes different bytes from the same inputs. */
-#define PIPELINE_RECIPE "imgbuild-pipeline-1"
+#define PIPELINE_RECIPE "imgbuild-pipeline-2"
 
 static int cmp_str(const void *a, const void *b)
 {
@@ -100,6 +100,28 @@ int ib_role_digest(struct ib_ctx *ctx, const struct ib_project *p, const struct 
 		ib_sha256_field(&h, base ? base + 1 : res->firstboot.v[i]);
 		r = hash_path(ctx, &h, res->firstboot.v[i], 0);
 	}
+	/* Pinned inputs: the spec's pins stand for the bytes (they are verified on fetch). */
+	ib_sha256_field(&h, "--artifacts");
+	for (size_t i = 0; i < res->n_artifacts; i++) {
+		const struct ib_artifact *a = res->artifacts[i];
+		snprintf(tmp, sizeof(tmp), "%o", (unsigned)a->mode);
+		ib_sha256_field(&h, a->name);
+		ib_sha256_field(&h, a->url);
+		ib_sha256_field(&h, a->sha256);
+		ib_sha256_field(&h, a->checksum_url);
+		ib_sha256_field(&h, a->dest);
+		ib_sha256_field(&h, tmp);
+		for (size_t k = 0; k < a->n_extract; k++) {
+			snprintf(tmp, sizeof(tmp), "%o %d", (unsigned)a->extract[k].mode,
+			         a->extract[k].has_mode);
+			ib_sha256_field(&h, a->extract[k].member);
+			ib_sha256_field(&h, a->extract[k].dest);
+			ib_sha256_field(&h, tmp);
+		}
+	}
+	ib_sha256_field(&h, "--images");
+	for (size_t i = 0; i < res->images.n; i++)
+		ib_sha256_field(&h, res->images.v[i]);
 	ib_sha256_field(&h, "--cloud-init");
 	for (size_t i = 0; i < res->n_cloud_init; i++)
 		ib_sha256_field(&h, res->cloud_init[i]->yaml);

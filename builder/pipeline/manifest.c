@@ -68,6 +68,27 @@ char *ib_manifest_render(const struct ib_manifest *m)
 		json_obj_end(&j);
 	}
 
+	json_arr_begin(&j, "artifacts");
+	for (size_t i = 0; m->supply && i < m->supply->n_artifacts; i++) {
+		const struct ib_supplied_artifact *a = &m->supply->artifacts[i];
+		json_obj_begin(&j, NULL);
+		json_str(&j, "name", a->spec->name);
+		json_str(&j, "url", a->spec->url);
+		json_str(&j, "sha256", a->sha256);
+		json_obj_end(&j);
+	}
+	json_arr_end(&j);
+	json_arr_begin(&j, "images");
+	for (size_t i = 0; m->supply && i < m->supply->n_images; i++) {
+		const struct ib_supplied_image *im = &m->supply->images[i];
+		json_obj_begin(&j, NULL);
+		json_str(&j, "ref", im->ref);
+		json_str(&j, "manifest_digest", im->manifest_digest);
+		json_str(&j, "archive", im->file);
+		json_obj_end(&j);
+	}
+	json_arr_end(&j);
+
 	json_arr_begin(&j, "packages");
 	for (size_t i = 0; i < m->n_packages; i++) {
 		json_obj_begin(&j, NULL);

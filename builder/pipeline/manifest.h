@@ -2,6 +2,7 @@
 #pragma once
 
 #include "disk/disk.h"
+#include "pipeline/supply.h"
 #include "rootfs/rootfs.h"
 
 struct ib_manifest_output {
@@ -20,6 +21,7 @@ struct ib_manifest {
 	const struct ib_disk_layout *layout;
 	const struct ib_package *packages;
 	size_t n_packages;
+	const struct ib_supply *supply; /* fetched artifacts and images, or NULL */
 	struct ib_manifest_output outputs[2];
 	size_t n_outputs;
 };
