@@ -201,8 +201,17 @@ static size_t on_write(char *data, size_t size, size_t nmemb, void *userp)
 static void xfer_end(struct xfer *x)
 {
 	part_close(x);
-	if (x->lock_fd >= 0)
+	/* An empty part helps no later resume. */
+	if (x->prepared && x->offset == 0 && x->it->rc < 0)
+		unlink(x->part);
+	if (x->lock_fd >= 0) {
+		/* Unlinked while held, so that tmp/ does not fill with locks: a process that
+		 * opened it meanwhile sees the inode change and takes a new one. */
+		_cleanup_free_ char *lock = xstrdup(x->part);
+		strcpy(lock + strlen(lock) - strlen(".part"), ".lock");
+		unlink(lock);
 		close(x->lock_fd);
+	}
 	x->lock_fd = -1;
 	ib_sha256_release(&x->hash);
 	x->state = X_DONE;
