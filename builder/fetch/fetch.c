@@ -717,7 +717,7 @@ int ib_fetch_all(struct ib_ctx *ctx, const struct ib_cas *cas, const struct ib_f
 		int still = 0;
 		curl_multi_perform(m, &still);
 		CURLMsg *msg;
-		int left;
+		int left, finished = 0;
 		while ((msg = curl_multi_info_read(m, &left))) {
 			if (msg->msg != CURLMSG_DONE)
 				continue;
@@ -725,10 +725,12 @@ int ib_fetch_all(struct ib_ctx *ctx, const struct ib_cas *cas, const struct ib_f
 			curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&x);
 			CURLcode res = msg->data.result;
 			running--;
+			finished++;
 			xfer_finished(ctx, m, x, res, o, cas);
 		}
+		/* A freed slot is filled at once, not after the next wake-up. */
 		int ms = (int)((wake - ib_now()) * 1000);
-		if (ms > 0)
+		if (!finished && ms > 0)
 			curl_multi_poll(m, NULL, 0, ms, NULL);
 	}
 	for (size_t i = 0; i < n; i++) {
