@@ -292,7 +292,11 @@ static int token_post(struct ib_ctx *ctx, const struct ib_fetch_opts *o, const c
 	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT,
 	                 o->connect_timeout > 0 ? o->connect_timeout : 15L);
 	curl_easy_setopt(e, CURLOPT_TIMEOUT, 120L);
+#if LIBCURL_VERSION_NUM >= 0x075500
 	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+#else
+	curl_easy_setopt(e, CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
+#endif
 	curl_easy_setopt(e, CURLOPT_USERAGENT, "imgbuild/" IMGBUILD_VERSION);
 	CURLcode res = curl_easy_perform(e);
 	long status = 0;

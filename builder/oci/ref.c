@@ -42,14 +42,15 @@ static const char *check_component(const char *s, size_t n)
 {
 	if (n == 0)
 		return "empty path component";
+	for (size_t i = 0; i < n; i++)
+		if (s[i] >= 'A' && s[i] <= 'Z')
+			return "repository names must be lowercase";
 	if (!is_lower_alnum(s[0]) || !is_lower_alnum(s[n - 1]))
 		return "a path component must start and end with a lowercase letter or digit";
 	for (size_t i = 0; i < n; i++) {
 		char c = s[i];
 		if (is_lower_alnum(c))
 			continue;
-		if (c >= 'A' && c <= 'Z')
-			return "repository names must be lowercase";
 		if (c == '.' || c == '_') {
 			size_t run = 1;
 			while (i + run < n && s[i + run] == c)
