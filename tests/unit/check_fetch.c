@@ -44,6 +44,11 @@ static void srv_start(void)
 {
 	_cleanup_free_ char *script = script_path();
 	ck_assert_int_eq(mkdir("www", 0755) == 0 || errno == EEXIST, 1);
+	/* The server is on loopback: a proxy from the environment must not be asked. */
+	static const char *const proxies[] = {"http_proxy",  "HTTP_PROXY", "https_proxy",
+	                                      "HTTPS_PROXY", "all_proxy",  "ALL_PROXY"};
+	for (size_t i = 0; i < ARRAY_SIZE(proxies); i++)
+		unsetenv(proxies[i]);
 	pid_t pid = fork();
 	ck_assert_int_ge(pid, 0);
 	if (pid == 0) {
