@@ -46,6 +46,9 @@ MAIN_OBJS := $(MAIN_SRCS:%.c=$(BUILD)/%.o)
 TEST_SRCS := $(sort $(wildcard tests/unit/check_*.c))
 TEST_BINS := $(TEST_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 TEST_LIBS := $(shell pkg-config --libs check 2>/dev/null)
+# Small programs the integration tests and benchmarks drive the library with.
+TOOL_SRCS := $(sort $(wildcard tests/tools/*.c))
+TOOL_BINS := $(TOOL_SRCS:tests/tools/%.c=$(BUILD)/tests/%)
 
 ifeq ($(SAN),1)
 all: $(BUILD)/imgbuild
@@ -71,6 +74,12 @@ $(BUILD)/tests/%: tests/unit/%.c tests/unit/testutil.h $(BUILD)/libimgbuild.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Itests/unit $(LDFLAGS) -o $@ $< $(BUILD)/libimgbuild.a $(LDLIBS) $(TEST_LIBS)
 
+$(BUILD)/tests/%: tests/tools/%.c $(BUILD)/libimgbuild.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libimgbuild.a $(LDLIBS)
+
+tools: $(TOOL_BINS)
+
 -include $(LIB_OBJS:.o=.d) $(MAIN_OBJS:.o=.d)
 
 deps:
@@ -82,7 +91,7 @@ san:
 check-unit: all $(TEST_BINS)
 	IMGBUILD=$(CURDIR)/$(BUILD)/imgbuild tests/run-unit.sh $(TEST_BINS)
 
-check-integration: all
+check-integration: all $(TOOL_BINS)
 	IMGBUILD=$(CURDIR)/$(BUILD)/imgbuild tests/run-integration.sh
 
 # The full suite: deps, strict build, unit + integration, then both again under sanitizers
@@ -91,7 +100,7 @@ check: deps
 	$(MAKE) WERROR=1 all
 	$(MAKE) WERROR=1 check-unit
 	$(MAKE) WERROR=1 SAN=1 check-unit
-	$(MAKE) WERROR=1 SAN=1 all
+	$(MAKE) WERROR=1 SAN=1 all tools
 	IMGBUILD_SAN=$(CURDIR)/build-san/imgbuild $(MAKE) WERROR=1 check-integration
 
 run: deps all
@@ -108,4 +117,4 @@ bench: all
 clean:
 	rm -rf build build-san imgbuild
 
-.PHONY: all deps san check check-unit check-integration run lint bench clean
+.PHONY: all tools deps san check check-unit check-integration run lint bench clean

@@ -14,7 +14,7 @@ for p in docker-registry skopeo python3 curl sha256sum; do
 	command -v $p >/dev/null || skip "$p is not installed (make deps)"
 done
 OCITOOL=${OCITOOL:-$TOP/build/tests/ocitool}
-[ -x "$OCITOOL" ] || skip "no $OCITOOL (the Makefile builds tests/tools/*.c into build/tests/)"
+[ -x "$OCITOOL" ] || fail "no $OCITOOL (the Makefile builds tests/tools/*.c into build/tests/)"
 TOOLS=$OCITOOL
 [ -n "${IMGBUILD_SAN:-}" ] && [ -x "$TOP/build-san/tests/ocitool" ] && TOOLS="$TOOLS $TOP/build-san/tests/ocitool"
 
