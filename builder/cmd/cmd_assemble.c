@@ -2,9 +2,10 @@
  *
  * Hidden: a build as a normal user starts it under `unshare --user --map-root-user
  * --map-auto` (pipeline/assemble.c), never a person. Arguments are KEY=VALUE words, so
- * that option parsing never touches them:
- *   steps=rootfs,layer,disk project=DIR role=NAME rootfs=TAR key=KEY digest=HEX work=DIR
- *   tree=DIR layer=TAR raw=FILE epoch=N result=FILE [verbosity=N]
+ * that option parsing never touches them, and carry everything the steps need (the spec is
+ * not read again):
+ *   steps=rootfs,layer,disk rootfs=TAR layer=TAR work=DIR tree=DIR raw=FILE size=BYTES
+ *   seed=TEXT epoch=N result=FILE [verbosity=N]
  *   remove=DIR [verbosity=N]   remove a work directory (<out>/.imgbuild-work/<dir>)
  * The results, the error with its code and the log lines of level info and above go to the
  * result file; debug lines go to stderr, which the parent logs.
@@ -13,13 +14,12 @@
 
 #include "cli.h"
 #include "pipeline/assemble.h"
-#include "pipeline/build.h"
 #include "util/fs.h"
 #include "util/tmpreg.h"
 
 struct args {
-	const char *steps, *project, *role, *rootfs, *key, *digest, *work, *tree, *layer, *raw,
-	        *epoch, *result, *remove, *verbosity;
+	const char *steps, *rootfs, *layer, *work, *tree, *raw, *size, *seed, *epoch, *result,
+	        *remove, *verbosity;
 };
 
 static int parse_args(struct ib_ctx *ctx, int argc, char **argv, struct args *a)
@@ -29,8 +29,8 @@ static int parse_args(struct ib_ctx *ctx, int argc, char **argv, struct args *a)
 		size_t off;
 	} keys[] = {
 #define K(k) {#k, offsetof(struct args, k)}
-	        K(steps), K(project), K(role), K(rootfs), K(key),    K(digest), K(work),
-	        K(tree),  K(layer),   K(raw),  K(epoch),  K(result), K(remove), K(verbosity),
+	        K(steps), K(rootfs), K(layer), K(work),   K(tree),   K(raw),
+	        K(size),  K(seed),   K(epoch), K(result), K(remove), K(verbosity),
 #undef K
 	};
 	for (int i = 1; i < argc; i++) {
@@ -91,6 +91,17 @@ static int remove_work(struct ib_ctx *ctx, const char *path)
 	return ib_rm_rf(ctx, path);
 }
 
+static int parse_num(struct ib_ctx *ctx, const char *key, const char *val, unsigned long long *ret)
+{
+	char *end;
+	errno = 0;
+	unsigned long long v = strtoull(val ? val : "", &end, 10);
+	if (!val || !*val || errno || *end || val[0] == '-')
+		return ib_error(ctx, IB_E_USAGE, "__assemble: bad %s='%s'", key, val ? val : "");
+	*ret = v;
+	return 0;
+}
+
 static int run_steps(struct ib_ctx *ctx, const struct args *a, struct ib_assemble_result *res)
 {
 	unsigned steps = 0;
@@ -105,62 +116,42 @@ static int run_steps(struct ib_ctx *ctx, const struct args *a, struct ib_assembl
 			return ib_error(ctx, IB_E_USAGE, "__assemble: unknown step '%s'", s);
 		steps |= st;
 	}
-	const char *req[][2] = {{a->project, "project"}, {a->role, "role"},  {a->key, "key"},
-	                        {a->work, "work"},       {a->tree, "tree"},  {a->layer, "layer"},
-	                        {a->raw, "raw"},         {a->epoch, "epoch"}};
-	for (size_t i = 0; i < ARRAY_SIZE(req); i++)
-		if ((r = need(ctx, req[i][0], req[i][1])) < 0)
-			return r;
+	if ((r = need(ctx, a->work, "work")) < 0 || (r = need(ctx, a->tree, "tree")) < 0)
+		return r;
 	if ((steps & IB_ASSEMBLE_ROOTFS) && (r = need(ctx, a->rootfs, "rootfs")) < 0)
 		return r;
-	char *end;
-	errno = 0;
-	long long epoch = strtoll(a->epoch, &end, 10);
-	if (errno || *end || epoch < 0)
-		return ib_error(ctx, IB_E_USAGE, "__assemble: bad epoch '%s'", a->epoch);
+	if ((steps & IB_ASSEMBLE_LAYER) && (r = need(ctx, a->layer, "layer")) < 0)
+		return r;
+	if ((steps & IB_ASSEMBLE_DISK) &&
+	    ((r = need(ctx, a->raw, "raw")) < 0 || (r = need(ctx, a->seed, "seed")) < 0))
+		return r;
+	unsigned long long size, epoch;
+	if ((r = parse_num(ctx, "size", a->size, &size)) < 0 ||
+	    (r = parse_num(ctx, "epoch", a->epoch, &epoch)) < 0)
+		return r;
 
-	/* The same project and role the parent loaded; the digest proves it. */
-	struct ib_project *p = NULL;
-	struct ib_resolved *role = NULL;
-	r = ib_project_load(ctx, a->project, &p);
-	if (r == 0)
-		r = ib_role_resolve(ctx, p, a->role, &role);
-	if (r == 0 && a->digest) {
-		char d[65];
-		r = ib_role_digest(ctx, p, role, a->key, (time_t)epoch, d);
-		if (r == 0 && !streq(d, a->digest))
-			r = ib_error(ctx, IB_E_SPEC,
-			             "the spec of role '%s' or a file it names changed during the "
-			             "build: run it again",
-			             a->role);
+	struct ib_assemble_opts o = {
+	        .rootfs_tar = a->rootfs,
+	        .layer_tar = a->layer,
+	        .work = a->work,
+	        .tree = a->tree,
+	        .out_raw = a->raw,
+	        .disk_size = size,
+	        .seed = a->seed,
+	        .epoch = (time_t)epoch,
+	        .userns = 1,
+	};
+	/* On SIGINT/SIGTERM main() removes the tree: only this side of the namespace can.
+	 * After a failure, so does this; after success the next step needs it. */
+	ib_tmp_register(a->tree);
+	r = ib_assemble_here(ctx, &o, steps, res);
+	if (!(r < 0 && ib_interrupted))
+		ib_tmp_unregister(a->tree);
+	if (r < 0 && !ib_interrupted && !getenv("IMGBUILD_KEEP_WORK")) {
+		struct ib_ctx quiet;
+		ib_ctx_init(&quiet);
+		ib_rm_rf(&quiet, a->tree);
 	}
-	if (r == 0) {
-		struct ib_assemble_opts o = {
-		        .project = p,
-		        .role = role,
-		        .rootfs_tar = a->rootfs,
-		        .rootfs_key = a->key,
-		        .work = a->work,
-		        .tree = a->tree,
-		        .layer_tar = a->layer,
-		        .out_raw = a->raw,
-		        .epoch = (time_t)epoch,
-		        .userns = 1,
-		};
-		/* On SIGINT/SIGTERM main() removes the tree: only this side of the namespace
-		 * can. After a failure, so does this; after success the next step needs it. */
-		ib_tmp_register(a->tree);
-		r = ib_assemble_here(ctx, &o, steps, res);
-		if (!(r < 0 && ib_interrupted))
-			ib_tmp_unregister(a->tree);
-		if (r < 0 && !ib_interrupted && !getenv("IMGBUILD_KEEP_WORK")) {
-			struct ib_ctx quiet;
-			ib_ctx_init(&quiet);
-			ib_rm_rf(&quiet, a->tree);
-		}
-	}
-	ib_resolved_free(role);
-	ib_project_free(p);
 	return r;
 }
 

@@ -7,7 +7,6 @@
 #include <pwd.h>
 #include <sys/stat.h>
 
-#include "layer/layer.h"
 #include "util/fs.h"
 #include "util/proc.h"
 #include "util/strbuf.h"
@@ -64,15 +63,6 @@ int ib_assemble_here(struct ib_ctx *ctx, const struct ib_assemble_opts *o, unsig
 			return r;
 	}
 	if (steps & IB_ASSEMBLE_LAYER) {
-		struct ib_layer_opts lo = {
-		        .project = o->project,
-		        .role = o->role,
-		        .rootfs_tree = o->tree,
-		        .mtime = o->epoch,
-		};
-		r = ib_layer_build(ctx, &lo, o->layer_tar);
-		if (r < 0)
-			return r;
 		r = ib_tree_extract(ctx, o->layer_tar, o->tree, IB_EXTRACT_CONFINE | xflags);
 		if (r < 0)
 			return r;
@@ -85,13 +75,12 @@ int ib_assemble_here(struct ib_ctx *ctx, const struct ib_assemble_opts *o, unsig
 			return r;
 	}
 	if (steps & IB_ASSEMBLE_DISK) {
-		_cleanup_free_ char *seed = xasprintf("%s:%s", o->role->role->name, o->rootfs_key);
 		struct ib_disk_opts d = {
 		        .tree = o->tree,
 		        .out_raw = o->out_raw,
 		        .workdir = o->work,
-		        .size = o->role->disk_size,
-		        .seed = seed,
+		        .size = o->disk_size,
+		        .seed = o->seed,
 		        .mtime = o->epoch,
 		};
 		r = ib_disk_assemble(ctx, &d, &ret->layout);
@@ -191,10 +180,13 @@ static int check_subids(struct ib_ctx *ctx, const char *user, uid_t uid)
 /* A sysctl as a number, or -1 when absent or unreadable. */
 static long read_sysctl(const char *path)
 {
-	_cleanup_fclose_ FILE *f = fopen(path, "re");
-	long v;
-	if (!f || fscanf(f, "%ld", &v) != 1)
+	FILE *f = fopen(path, "re");
+	long v = -1;
+	if (!f)
 		return -1;
+	if (fscanf(f, "%ld", &v) != 1)
+		v = -1;
+	fclose(f);
 	return v;
 }
 
@@ -337,17 +329,17 @@ int ib_assemble(struct ib_ctx *ctx, const struct ib_assemble_opts *o, unsigned s
 	struct strv argv = {0};
 	child_argv(&argv, ctx);
 	strv_push_take(&argv, xasprintf("steps=%s", sb_str(&names)));
-	strv_push_take(&argv, xasprintf("project=%s", o->project->root));
-	strv_push_take(&argv, xasprintf("role=%s", o->role->role->name));
 	if (o->rootfs_tar)
 		strv_push_take(&argv, xasprintf("rootfs=%s", o->rootfs_tar));
-	strv_push_take(&argv, xasprintf("key=%s", o->rootfs_key));
-	if (o->digest)
-		strv_push_take(&argv, xasprintf("digest=%s", o->digest));
+	if (o->layer_tar)
+		strv_push_take(&argv, xasprintf("layer=%s", o->layer_tar));
 	strv_push_take(&argv, xasprintf("work=%s", o->work));
 	strv_push_take(&argv, xasprintf("tree=%s", o->tree));
-	strv_push_take(&argv, xasprintf("layer=%s", o->layer_tar));
-	strv_push_take(&argv, xasprintf("raw=%s", o->out_raw));
+	if (o->out_raw)
+		strv_push_take(&argv, xasprintf("raw=%s", o->out_raw));
+	strv_push_take(&argv, xasprintf("size=%" PRIu64, o->disk_size));
+	if (o->seed)
+		strv_push_take(&argv, xasprintf("seed=%s", o->seed));
 	strv_push_take(&argv, xasprintf("epoch=%lld", (long long)o->epoch));
 	strv_push_take(&argv, xasprintf("result=%s", result));
 	sb_release(&names);

@@ -8,6 +8,7 @@
  * works: inside, uid and gid 0 are the user and 1..65535 the user's subordinate ids from
  * /etc/subuid and /etc/subgid, so chown works and the image gets the same owners as a build
  * as root. The child hands its results back in a small file in the work directory.
+ * mmdebstrap (whose unshare mode makes its own namespace) and the layer tar stay outside.
  *
  * The staging tree then holds files owned by subordinate ids that the user cannot remove
  * from outside the namespace: ib_assemble_remove removes such directories.
@@ -20,26 +21,25 @@
 #include "rootfs/rootfs.h"
 
 /* The steps, in order; one call may run several. The pipeline runs one per stage so that
- * each stage keeps its timing. */
+ * each stage keeps its timing, and builds the layer tar (ib_layer_build, which looks up
+ * units in the unpacked tree) between the first two, outside any namespace. */
 enum {
-	IB_ASSEMBLE_ROOTFS = 1 << 0, /* create tree, unpack the root filesystem tar into it */
-	IB_ASSEMBLE_LAYER = 1 << 1,  /* build the layer tar, unpack it, seal, list packages */
+	IB_ASSEMBLE_ROOTFS = 1 << 0, /* create the tree, unpack the root filesystem tar into it */
+	IB_ASSEMBLE_LAYER = 1 << 1,  /* unpack the layer tar over it, seal, list the packages */
 	IB_ASSEMBLE_DISK = 1 << 2,   /* write the raw disk, then remove the tree */
-	IB_ASSEMBLE_ALL = IB_ASSEMBLE_ROOTFS | IB_ASSEMBLE_LAYER | IB_ASSEMBLE_DISK,
 };
 
+/* Everything the steps need is here: the namespace child gets it on its command line and
+ * never reads the spec. */
 struct ib_assemble_opts {
-	const struct ib_project *project;
-	const struct ib_resolved *role;
 	const char *rootfs_tar; /* the cached root filesystem (IB_ASSEMBLE_ROOTFS) */
-	const char *rootfs_key; /* its cache key: part of the disk's id seed */
-	const char *digest;     /* the role's input digest; the namespace child checks that the
-	                         * spec it loads again still has it (NULL: no check) */
-	const char *work;       /* the role's work directory, absolute */
-	const char *tree;       /* staging tree, inside work */
-	const char *layer_tar;  /* the layer tar to write, inside work */
-	const char *out_raw;    /* the raw disk to write, inside work */
-	time_t epoch;           /* SOURCE_DATE_EPOCH */
+	const char *layer_tar;  /* the role's layer (IB_ASSEMBLE_LAYER) */
+	const char *work;       /* the role's work directory, absolute: disk scratch space */
+	const char *tree;       /* the staging tree, inside work */
+	const char *out_raw;    /* the raw disk to write, inside work (IB_ASSEMBLE_DISK) */
+	uint64_t disk_size;     /* bytes */
+	const char *seed;       /* derivation seed of the disk's ids, "<role>:<rootfs key>" */
+	time_t epoch;           /* SOURCE_DATE_EPOCH: times inside the filesystems */
 	int userns;             /* running in the user namespace: no device nodes */
 };
 

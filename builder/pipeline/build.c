@@ -7,6 +7,7 @@
 
 #include "assemble.h"
 #include "disk/disk.h"
+#include "layer/layer.h"
 #include "manifest.h"
 #include "rootfs/rootfs.h"
 #include "util/fs.h"
@@ -102,16 +103,15 @@ static int up_to_date(struct job *j)
 /* Assembly steps run as root in this process, else in a user namespace (assemble.h). */
 static int assemble(struct job *j, unsigned step)
 {
+	_cleanup_free_ char *seed = xasprintf("%s:%s", j->role->role->name, j->rootfs_key);
 	struct ib_assemble_opts a = {
-	        .project = j->opts->project,
-	        .role = j->role,
 	        .rootfs_tar = j->rootfs_tar,
-	        .rootfs_key = j->rootfs_key,
-	        .digest = j->res->digest,
+	        .layer_tar = j->layer_tar,
 	        .work = j->work,
 	        .tree = j->tree,
-	        .layer_tar = j->layer_tar,
 	        .out_raw = j->raw,
+	        .disk_size = j->role->disk_size,
+	        .seed = seed,
 	        .epoch = j->opts->epoch,
 	};
 	struct ib_assemble_result res = {.pkgs = NULL};
@@ -145,6 +145,18 @@ static int do_rootfs(struct job *j)
 
 static int do_layer(struct job *j)
 {
+	/* The layer tar is built here, outside any namespace, from the role as resolved: it
+	 * only reads the project's files and, for units shipped by packages, the unpacked
+	 * tree (unit directories are world-readable whoever owns them). */
+	struct ib_layer_opts lo = {
+	        .project = j->opts->project,
+	        .role = j->role,
+	        .rootfs_tree = j->tree,
+	        .mtime = j->opts->epoch,
+	};
+	int r = ib_layer_build(&j->ctx, &lo, j->layer_tar);
+	if (r < 0)
+		return r;
 	return assemble(j, IB_ASSEMBLE_LAYER);
 }
 
