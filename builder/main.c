@@ -14,6 +14,10 @@ const struct command commands[] = {
         {"validate", cmd_validate, "", "check the spec without building anything", OPT_COMMON, 0},
         {"seed", cmd_seed, "ROLE", "write a NoCloud seed image for booting ROLE locally",
          OPT_COMMON | OPT_OUT | OPT_SSH_KEY | OPT_HOSTNAME, 0},
+        {"fetch", cmd_fetch, "", "fill the cache with what every role needs, build nothing",
+         OPT_COMMON | OPT_OFFLINE | OPT_MIRROR, 0},
+        {"cache", cmd_cache, "ls|verify|prune", "list, verify or prune the download cache",
+         OPT_COMMON | OPT_JSON | OPT_ALL, 0},
         {"help", cmd_help, "[COMMAND]", "show help for imgbuild or one command", OPT_HELP, 0},
         /* Run by a build as a normal user inside a user namespace (pipeline/assemble.h). */
         {"__assemble", cmd_assemble, "KEY=VALUE...", "assemble a role in a user namespace",
@@ -31,6 +35,9 @@ const struct option_doc option_docs[] = {
         {OPT_FORCE, "--force", "rebuild even when the inputs did not change"},
         {OPT_SSH_KEY, "--ssh-key FILE", "authorize this SSH public key in the seed"},
         {OPT_HOSTNAME, "--hostname NAME", "host name in the seed (default: the role)"},
+        {OPT_OFFLINE, "--offline", "never touch the network; fail listing what is missing"},
+        {OPT_MIRROR, "--mirror URL", "fetch artifacts and images from this mirror (or directory)"},
+        {OPT_ALL, "--all", "cache prune: empty the whole download cache"},
         {OPT_HELP, "-h, --help", "show this help"},
         {0, NULL, NULL},
 };
@@ -42,7 +49,10 @@ enum {
 	LONG_HOSTNAME,
 	LONG_VERSION,
 	LONG_LIST_CMDS,
-	LONG_LIST_OPTS
+	LONG_LIST_OPTS,
+	LONG_OFFLINE,
+	LONG_MIRROR,
+	LONG_ALL,
 };
 
 static const struct option long_opts[] = {
@@ -54,6 +64,9 @@ static const struct option long_opts[] = {
         {"force", no_argument, NULL, LONG_FORCE},
         {"ssh-key", required_argument, NULL, LONG_SSH_KEY},
         {"hostname", required_argument, NULL, LONG_HOSTNAME},
+        {"offline", no_argument, NULL, LONG_OFFLINE},
+        {"mirror", required_argument, NULL, LONG_MIRROR},
+        {"all", no_argument, NULL, LONG_ALL},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, LONG_VERSION},
         /* For the bash completion, so that it never falls out of step with this table. */
@@ -223,6 +236,18 @@ int main(int argc, char **argv)
 		case LONG_HOSTNAME:
 			cli.hostname = optarg;
 			used |= OPT_HOSTNAME;
+			break;
+		case LONG_OFFLINE:
+			cli.offline = 1;
+			used |= OPT_OFFLINE;
+			break;
+		case LONG_MIRROR:
+			cli.mirror = optarg;
+			used |= OPT_MIRROR;
+			break;
+		case LONG_ALL:
+			cli.all = 1;
+			used |= OPT_ALL;
 			break;
 		case LONG_VERSION: printf("imgbuild %s\n", IMGBUILD_VERSION); return 0;
 		case LONG_LIST_CMDS:

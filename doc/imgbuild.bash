@@ -7,13 +7,14 @@ _imgbuild()
 	prev=${COMP_WORDS[COMP_CWORD-1]}
 	case "$prev" in
 	-C|-o|--output) COMPREPLY=($(compgen -d -- "$cur")); return ;;
+	--mirror) COMPREPLY=($(compgen -d -- "$cur")); return ;;
 	--ssh-key) COMPREPLY=($(compgen -f -- "$cur")); return ;;
 	-j|--jobs|--hostname) COMPREPLY=(); return ;;
 	esac
 	cmd=""
 	for ((i = 1; i < COMP_CWORD; i++)); do
 		case "${COMP_WORDS[i]}" in
-		-C|-o|--output|-j|--jobs|--ssh-key|--hostname) ((i++)) ;;
+		-C|-o|--output|-j|--jobs|--ssh-key|--hostname|--mirror) ((i++)) ;;
 		-*) ;;
 		*) cmd=${COMP_WORDS[i]}; break ;;
 		esac
@@ -35,6 +36,8 @@ _imgbuild()
 		COMPREPLY=($(compgen -W "$(imgbuild list --json 2>/dev/null | tr ',' '\n' | sed -n 's/.*"name":"\([^"]*\)".*/\1/p')" -- "$cur")) ;;
 	help)
 		COMPREPLY=($(compgen -W "$(imgbuild --list-commands 2>/dev/null)" -- "$cur")) ;;
+	cache)
+		COMPREPLY=($(compgen -W "ls verify prune" -- "$cur")) ;;
 	esac
 }
 complete -F _imgbuild imgbuild

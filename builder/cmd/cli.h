@@ -19,9 +19,12 @@ enum {
 	OPT_SSH_KEY = 1 << 7,  /* --ssh-key FILE */
 	OPT_HOSTNAME = 1 << 8, /* --hostname NAME */
 	OPT_HELP = 1 << 9,     /* -h, --help */
+	OPT_OFFLINE = 1 << 10, /* --offline */
+	OPT_MIRROR = 1 << 11,  /* --mirror URL|DIR */
+	OPT_ALL = 1 << 12,     /* --all */
 };
 #define OPT_COMMON (OPT_DIR | OPT_VERBOSE | OPT_QUIET | OPT_HELP)
-#define OPT_BUILD  (OPT_COMMON | OPT_OUT | OPT_JOBS | OPT_JSON | OPT_FORCE)
+#define OPT_BUILD  (OPT_COMMON | OPT_OUT | OPT_JOBS | OPT_JSON | OPT_FORCE | OPT_OFFLINE | OPT_MIRROR)
 
 struct cli {
 	const char *dir; /* -C */
@@ -32,6 +35,9 @@ struct cli {
 	int force;
 	const char *ssh_key;
 	const char *hostname;
+	int offline;        /* --offline: never touch the network */
+	const char *mirror; /* --mirror */
+	int all;            /* --all */
 	int tty; /* stderr is a terminal: draw progress bars */
 	struct ib_ctx ctx;
 	pthread_mutex_t out_lock;
@@ -62,11 +68,16 @@ int cmd_list(struct cli *cli, int argc, char **argv);
 int cmd_validate(struct cli *cli, int argc, char **argv);
 int cmd_seed(struct cli *cli, int argc, char **argv);
 int cmd_help(struct cli *cli, int argc, char **argv);
+int cmd_fetch(struct cli *cli, int argc, char **argv);
+int cmd_cache(struct cli *cli, int argc, char **argv);
 /* Hidden: the assembly inside a user namespace, run by a build as a normal user. */
 int cmd_assemble(struct cli *cli, int argc, char **argv);
 
 /* Load the project from -C (or the current directory). */
 int cli_load_project(struct cli *cli, struct ib_project **ret);
+struct ib_fetch_opts;
+/* Download settings from --offline and --mirror. */
+void cli_fetch_opts(const struct cli *cli, struct ib_fetch_opts *o);
 /* Build these roles and print the summary. */
 int cli_build(struct cli *cli, struct ib_project *p, const char *const *roles, size_t n);
 void cli_usage(FILE *f, const struct command *c);

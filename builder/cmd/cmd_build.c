@@ -3,6 +3,7 @@
 
 #include "cli.h"
 #include "layer/layer.h"
+#include "fetch/fetch.h"
 #include "pipeline/build.h"
 #include "util/fs.h"
 #include "util/json.h"
@@ -99,6 +100,14 @@ static void print_summary(struct cli *cli, const struct ib_role_result *res, siz
 		printf(" %7.1fs\n", res[i].total);
 	}
 	pthread_mutex_unlock(&cli->out_lock);
+}
+
+void cli_fetch_opts(const struct cli *cli, struct ib_fetch_opts *o)
+{
+	ib_fetch_opts_init(o);
+	o->offline = cli->offline;
+	o->mirror = cli->mirror;
+	o->progress = cli->tty && !cli->json && cli->verbosity > 0;
 }
 
 int cli_build(struct cli *cli, struct ib_project *p, const char *const *roles, size_t n)

@@ -13,9 +13,6 @@
 
 #define PRUNE_AGE (24 * 3600) /* tmp/ leftovers younger than this may belong to a live build */
 
-/* Also declared in cli.h once the command table lists it. */
-int cmd_cache(struct cli *cli, int argc, char **argv);
-
 struct file {
 	char *name;
 	uint64_t size;
@@ -451,14 +448,12 @@ int cmd_cache(struct cli *cli, int argc, char **argv)
 	if (argc < 2)
 		return ib_error(&cli->ctx, IB_E_USAGE, "%s", usage);
 	const char *sub = argv[1];
-	int all = 0;
-	for (int i = 2; i < argc; i++) {
-		if (streq(sub, "prune") && streq(argv[i], "--all"))
-			all = 1;
-		else
-			return ib_error(&cli->ctx, IB_E_USAGE,
-			                "unexpected argument '%s' to 'cache %s'", argv[i], sub);
-	}
+	if (argc > 2)
+		return ib_error(&cli->ctx, IB_E_USAGE, "unexpected argument '%s' to 'cache %s'",
+		                argv[2], sub);
+	if (cli->all && !streq(sub, "prune"))
+		return ib_error(&cli->ctx, IB_E_USAGE, "'--all' applies to 'cache prune' only");
+	int all = cli->all;
 	/* Not ib_cas_open: looking must not create the cache. */
 	struct ib_cas cas = {ib_cache_dir()};
 	int r;

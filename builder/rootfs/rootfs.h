@@ -10,6 +10,7 @@ struct ib_rootfs_opts {
 	const struct ib_resolved *role;
 	const char *cache_dir; /* imgbuild's cache root; tarballs go in <cache_dir>/rootfs */
 	time_t epoch;          /* SOURCE_DATE_EPOCH given to mmdebstrap */
+	int offline;           /* a missing root filesystem is an error, never bootstrapped */
 };
 
 /* The cache key: SHA-256 over suite, mirror, architecture, variant, the sorted package
