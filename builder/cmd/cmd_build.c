@@ -118,7 +118,10 @@ int cli_build(struct cli *cli, struct ib_project *p, const char *const *roles, s
 		                "SOURCE_DATE_EPOCH must be a number of seconds since 1970");
 	_cleanup_free_ char *out = cli->out ? ib_abspath(cli->out) : xstrdup(p->output_dir);
 	_cleanup_free_ char *cache = ib_cache_dir();
+	struct ib_fetch_opts fo;
+	cli_fetch_opts(cli, &fo);
 	struct ib_build_opts o = {
+	        .fetch = &fo,
 	        .project = p,
 	        .out_dir = out,
 	        .cache_dir = cache,
@@ -128,6 +131,16 @@ int cli_build(struct cli *cli, struct ib_project *p, const char *const *roles, s
 	};
 	struct ib_role_result *res = xcalloc(n, sizeof(*res));
 	int r = ib_build_roles(&cli->ctx, &o, roles, n, res);
+	/* Every failed role says why (offline, that lists everything missing); the first one
+	 * is the error main prints. */
+	int first = 1;
+	for (size_t i = 0; i < n; i++) {
+		if (res[i].rc >= 0)
+			continue;
+		if (!first)
+			cli_message(cli, "imgbuild: error: building '%s': %s", res[i].role, res[i].err);
+		first = 0;
+	}
 	print_summary(cli, res, n);
 	free(res);
 	return r;

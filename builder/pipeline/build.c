@@ -9,6 +9,7 @@
 #include "disk/disk.h"
 #include "layer/layer.h"
 #include "manifest.h"
+#include "supply.h"
 #include "rootfs/rootfs.h"
 #include "util/fs.h"
 #include "util/hash.h"
@@ -16,6 +17,7 @@
 #include "util/tmpreg.h"
 
 static const char *const stage_names[IB_STAGE__MAX] = {
+        [IB_STAGE_FETCH] = "fetch",
         [IB_STAGE_ROOTFS] = "rootfs", [IB_STAGE_LAYER] = "layer",       [IB_STAGE_DISK] = "disk",
         [IB_STAGE_QCOW2] = "qcow2",   [IB_STAGE_MANIFEST] = "manifest",
 };
@@ -39,6 +41,7 @@ struct job {
 	struct ib_disk_layout layout;
 	struct ib_package *pkgs;
 	size_t n_pkgs;
+	struct ib_supply supply; /* fetched artifacts and images, staged in work/supply */
 	double stage_t0;
 };
 
@@ -135,6 +138,7 @@ static int do_rootfs(struct job *j)
 	        .role = j->role,
 	        .cache_dir = j->opts->cache_dir,
 	        .epoch = j->opts->epoch,
+	        .offline = j->opts->fetch && j->opts->fetch->offline,
 	};
 	/* Outside the user namespace: mmdebstrap's unshare mode makes its own. */
 	int r = ib_rootfs_get(&j->ctx, &ro, &j->rootfs_tar, &j->res->rootfs_reused);
@@ -148,16 +152,39 @@ static int do_layer(struct job *j)
 	/* The layer tar is built here, outside any namespace, from the role as resolved: it
 	 * only reads the project's files and, for units shipped by packages, the unpacked
 	 * tree (unit directories are world-readable whoever owns them). */
+	struct ib_resolved *with_supply = ib_supply_merge(j->role, &j->supply);
 	struct ib_layer_opts lo = {
 	        .project = j->opts->project,
-	        .role = j->role,
+	        .role = with_supply,
 	        .rootfs_tree = j->tree,
 	        .mtime = j->opts->epoch,
 	};
 	int r = ib_layer_build(&j->ctx, &lo, j->layer_tar);
+	free(with_supply->files);
+	free(with_supply);
 	if (r < 0)
 		return r;
 	return assemble(j, IB_ASSEMBLE_LAYER);
+}
+
+static int do_fetch(struct job *j)
+{
+	struct ib_fetch_opts defaults;
+	const struct ib_fetch_opts *fo = j->opts->fetch;
+	if (!fo) {
+		ib_fetch_opts_init(&defaults);
+		fo = &defaults;
+	}
+	struct ib_cas cas = {0};
+	int r = ib_cas_open(&j->ctx, j->opts->cache_dir, &cas);
+	if (r < 0)
+		return r;
+	_cleanup_free_ char *stage = ib_path_join(j->work, "supply");
+	r = ib_mkdir_p(&j->ctx, stage, 0755);
+	if (r == 0)
+		r = ib_supply_get(&j->ctx, &cas, fo, j->role, stage, &j->supply);
+	ib_cas_release(&cas);
+	return r;
 }
 
 static int do_disk(struct job *j)
@@ -176,6 +203,7 @@ static int do_manifest(struct job *j)
 	        .layout = &j->layout,
 	        .packages = j->pkgs,
 	        .n_packages = j->n_pkgs,
+	        .supply = &j->supply,
 	};
 	_cleanup_free_ char *raw_name = xasprintf("%s.raw", j->role->role->name);
 	_cleanup_free_ char *q_name = xasprintf("%s.qcow2", j->role->role->name);
@@ -239,6 +267,12 @@ static int commit(struct job *j)
 static int run_stages(struct job *j)
 {
 	int r;
+	stage_begin(j, IB_STAGE_FETCH);
+	r = do_fetch(j);
+	if (r < 0)
+		return r;
+	stage_end(j, IB_STAGE_FETCH);
+
 	stage_begin(j, IB_STAGE_ROOTFS);
 	r = do_rootfs(j);
 	if (r < 0)
@@ -347,6 +381,7 @@ static void job_release(struct job *j)
 {
 	ib_resolved_free(j->role);
 	ib_packages_free(j->pkgs, j->n_pkgs);
+	ib_supply_release(&j->supply);
 	free(j->rootfs_tar);
 	free(j->work);
 	free(j->tree);

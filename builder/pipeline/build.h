@@ -8,9 +8,11 @@
 
 #include <time.h>
 
+#include "fetch/fetch.h"
 #include "spec/spec.h"
 
 enum ib_stage {
+	IB_STAGE_FETCH,    /* the role's artifacts and images, into the cache and staged */
 	IB_STAGE_ROOTFS,   /* bootstrap or reuse the cached root filesystem, unpack it */
 	IB_STAGE_LAYER,    /* the role's layer, unpacked over it, then sealed */
 	IB_STAGE_DISK,     /* partitions, filesystems, bootloaders */
@@ -27,6 +29,7 @@ struct ib_build_opts {
 	int jobs;              /* roles built at once, >= 1 */
 	int force;             /* rebuild even when nothing changed */
 	time_t epoch;          /* SOURCE_DATE_EPOCH */
+	const struct ib_fetch_opts *fetch; /* downloads: offline, mirror, parallelism */
 };
 
 struct ib_role_result {

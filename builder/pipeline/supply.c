@@ -215,13 +215,28 @@ static int get_images(struct ib_ctx *ctx, const struct ib_cas *cas, const struct
 	s->images = xcalloc(n, sizeof(*s->images));
 	struct strbuf index = STRBUF_INIT;
 	sb_adds(&index, "# reference\tmanifest digest\tarchive (written by imgbuild)\n");
+	/* Offline, every missing image is named, not just the first. */
+	struct strbuf missing = STRBUF_INIT;
+	int first_err = 0;
 	for (size_t i = 0; i < n && r == 0; i++) {
 		struct ib_oci_ref ref;
 		struct ib_oci_image img = {0};
 		r = ib_oci_ref_parse(ctx, role->images.v[i], &ref);
 		if (r < 0)
 			break;
-		r = ib_oci_pull(ctx, cas, fo, &ref, &img);
+		struct ib_ctx one;
+		ib_ctx_init_child(&one, ctx, ctx->label);
+		r = ib_oci_pull(&one, cas, fo, &ref, &img);
+		if (r < 0 && fo->offline) {
+			sb_addf(&missing, "%s%s", missing.len ? "; " : "", one.err);
+			if (!first_err)
+				first_err = r;
+			r = 0;
+			ib_oci_ref_release(&ref);
+			continue;
+		}
+		if (r < 0)
+			ib_error_propagate(ctx, &one);
 		if (r == 0) {
 			struct ib_supplied_image *si = &s->images[s->n_images++];
 			si->ref = xstrdup(role->images.v[i]);
@@ -242,6 +257,9 @@ static int get_images(struct ib_ctx *ctx, const struct ib_cas *cas, const struct
 		ib_oci_image_release(&img);
 		ib_oci_ref_release(&ref);
 	}
+	if (r == 0 && first_err)
+		r = ib_error(ctx, (ib_code)-first_err, "%s", sb_str(&missing));
+	sb_release(&missing);
 	if (r == 0 && dir) {
 		char *path = xasprintf("%s/index.tsv", dir);
 		r = ib_write_file_atomic(ctx, path, index.buf, index.len, 0644);
@@ -259,9 +277,20 @@ int ib_supply_get(struct ib_ctx *ctx, const struct ib_cas *cas, const struct ib_
                   struct ib_supply *ret)
 {
 	struct ib_supply s = {0};
-	int r = get_artifacts(ctx, cas, fo, role, stage_dir, &s);
-	if (r == 0)
-		r = get_images(ctx, cas, fo, role, stage_dir, &s);
+	struct ib_ctx arts, imgs;
+	ib_ctx_init_child(&arts, ctx, ctx->label);
+	ib_ctx_init_child(&imgs, ctx, ctx->label);
+	int r = get_artifacts(&arts, cas, fo, role, stage_dir, &s);
+	/* Offline, go on to the images so that one error lists everything missing. */
+	int ri = (r == 0 || fo->offline) ? get_images(&imgs, cas, fo, role, stage_dir, &s) : 0;
+	if (r < 0 && ri < 0)
+		r = ib_error(ctx, arts.err_code, "%s; %s", arts.err, imgs.err);
+	else if (r < 0)
+		ib_error_propagate(ctx, &arts);
+	else if (ri < 0) {
+		ib_error_propagate(ctx, &imgs);
+		r = ri;
+	}
 	if (r < 0) {
 		ib_supply_release(&s);
 		return r;
