@@ -67,6 +67,36 @@ struct ib_artifact {
 	struct ib_pos pos;
 };
 
+/* `checks:` a file must exist with this mode, owner and (optionally) content digest. */
+struct ib_check_file {
+	char *path;
+	mode_t mode;
+	int has_mode;
+	uid_t uid;
+	gid_t gid;
+	int has_owner;
+	char *sha256; /* NULL: content not checked */
+	struct ib_pos pos;
+};
+
+/* `checks:` name = value pairs: sysctls, and packages with a version ("*": installed). */
+struct ib_check_kv {
+	char *name;
+	char *value;
+	struct ib_pos pos;
+};
+
+/* What `imgbuild verify` checks in a role's image besides the built-in checks. */
+struct ib_checks {
+	struct ib_check_file *files;
+	size_t n_files;
+	struct strv units; /* must be enabled */
+	struct ib_check_kv *sysctls;
+	size_t n_sysctls;
+	struct ib_check_kv *packages;
+	size_t n_packages;
+};
+
 struct ib_role {
 	char *name;        /* `name:` or the file's base name without .yaml */
 	char *path;        /* the spec file */
@@ -86,6 +116,7 @@ struct ib_role {
 	struct ib_artifact *artifacts;
 	size_t n_artifacts;
 	struct strv images; /* container image references, "name:tag@sha256:..." */
+	struct ib_checks checks;
 };
 
 struct ib_project {
@@ -128,6 +159,9 @@ struct ib_resolved {
 	struct ib_artifact **artifacts; /* by name, descendant wins, ancestors' order first */
 	size_t n_artifacts;
 	struct strv images; /* union, sorted, unique */
+	/* Every check of the chain, ancestors first (pointers into the roles). */
+	const struct ib_checks **checks;
+	size_t n_checks;
 };
 
 int ib_role_resolve(struct ib_ctx *ctx, const struct ib_project *p, const char *name,

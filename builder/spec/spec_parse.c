@@ -335,11 +335,12 @@ enum {
 	R_DISK,
 	R_ARTIFACTS,
 	R_IMAGES,
+	R_CHECKS,
 	R__MAX
 };
 static const char *const role_keys[R__MAX] = {
-        "name",  "description", "abstract",   "extends", "packages",  "files",
-        "units", "firstboot",   "cloud_init", "disk",    "artifacts", "images",
+        "name",      "description", "abstract", "extends",   "packages", "files",  "units",
+        "firstboot", "cloud_init",  "disk",     "artifacts", "images",   "checks",
 };
 
 enum { F_SOURCE, F_DEST, F_MODE, F_OWNER, F__MAX };
@@ -705,6 +706,107 @@ static int add_image(const struct spec_src *src, const struct ynode *it, void *d
 	return 0;
 }
 
+enum { C_FILES, C_UNITS, C_SYSCTL, C_PACKAGES, C__MAX };
+static const char *const check_keys[C__MAX] = {"files", "units", "sysctl", "packages"};
+enum { CF_PATH, CF_MODE, CF_OWNER, CF_SHA256, CF__MAX };
+static const char *const check_file_keys[CF__MAX] = {"path", "mode", "owner", "sha256"};
+
+static int parse_check_file(const struct spec_src *src, const struct ynode *m, struct ib_checks *c)
+{
+	const struct ynode *v[CF__MAX];
+	int r;
+	if (m->type != YN_MAP)
+		return ERR(src, m, "file check must be a mapping, not %s", ynode_describe(m));
+	if ((r = fields(src, m, "file check", check_file_keys, CF__MAX, v)) < 0 ||
+	    (r = need(src, m, v[CF_PATH], "path", "file check")) < 0)
+		return r;
+	c->files = xrealloc(c->files, (c->n_files + 1) * sizeof(*c->files));
+	struct ib_check_file *f = &c->files[c->n_files++];
+	memset(f, 0, sizeof(*f));
+	f->pos = (struct ib_pos){src->display, m->line, m->col};
+	struct ib_file_spec tmp = {0};
+	r = parse_dest(src, v[CF_PATH], &tmp);
+	f->path = tmp.dest;
+	if (r < 0)
+		return r;
+	if (v[CF_MODE]) {
+		if ((r = parse_mode(src, v[CF_MODE], &f->mode)) < 0)
+			return r;
+		f->has_mode = 1;
+	}
+	if (v[CF_OWNER]) {
+		r = parse_owner(src, v[CF_OWNER], &tmp);
+		free(tmp.owner);
+		if (r < 0)
+			return r;
+		f->uid = tmp.uid;
+		f->gid = tmp.gid;
+		f->has_owner = 1;
+	}
+	if (v[CF_SHA256]) {
+		if ((r = get_string(src, v[CF_SHA256], "sha256", &f->sha256)) < 0)
+			return r;
+		if (!valid_sha256(f->sha256))
+			return ERR(src, v[CF_SHA256],
+			           "invalid sha256 '%s' (expected 64 lowercase hex digits)",
+			           f->sha256);
+	}
+	return 0;
+}
+
+/* A mapping of names to scalar values, e.g. sysctl: {net.ipv4.ip_forward: 1}. */
+static int parse_check_kvs(const struct spec_src *src, const struct ynode *n, const char *name,
+                           const char *chars, struct ib_check_kv **ret, size_t *ret_n)
+{
+	int r = need_map(src, n, name);
+	if (r < 0)
+		return r;
+	*ret = xcalloc(n->n / 2 + 1, sizeof(**ret));
+	for (size_t i = 0; i + 1 < n->n; i += 2) {
+		const struct ynode *k = n->items[i], *v = n->items[i + 1];
+		struct ib_check_kv *kv = &(*ret)[(*ret_n)++];
+		kv->pos = (struct ib_pos){src->display, k->line, k->col};
+		if ((r = get_string(src, k, name, &kv->name)) < 0)
+			return r;
+		if (!*kv->name || strspn(kv->name, chars) != strlen(kv->name))
+			return ERR(src, k, "invalid %s name '%s'", name, kv->name);
+		if (v->type != YN_SCALAR || ynode_kind(v) == YK_NULL)
+			return ERR(src, v, "the value of %s '%s' must be a scalar, not %s", name,
+			           kv->name, ynode_describe(v));
+		if ((r = get_string(src, v, name, &kv->value)) < 0)
+			return r;
+	}
+	return 0;
+}
+
+static int parse_checks(const struct spec_src *src, const struct ynode *n, struct ib_checks *c)
+{
+	const struct ynode *v[C__MAX];
+	int r;
+	if ((r = need_map(src, n, "checks")) < 0 ||
+	    (r = fields(src, n, "'checks'", check_keys, C__MAX, v)) < 0)
+		return r;
+	if (v[C_FILES]) {
+		if (v[C_FILES]->type != YN_SEQ)
+			return ERR(src, v[C_FILES],
+			           "'files' must be a sequence of mappings, not %s",
+			           ynode_describe(v[C_FILES]));
+		for (size_t i = 0; i < v[C_FILES]->n; i++)
+			if ((r = parse_check_file(src, v[C_FILES]->items[i], c)) < 0)
+				return r;
+	}
+	if (v[C_UNITS] && (r = each_string(src, v[C_UNITS], "units", add_unit, &c->units)) < 0)
+		return r;
+	if (v[C_SYSCTL] && (r = parse_check_kvs(src, v[C_SYSCTL], "sysctl",
+	                                        LOWER_DIGIT "._-/ABCDEFGHIJKLMNOPQRSTUVWXYZ",
+	                                        &c->sysctls, &c->n_sysctls)) < 0)
+		return r;
+	if (v[C_PACKAGES] && (r = parse_check_kvs(src, v[C_PACKAGES], "package", LOWER_DIGIT "+.-",
+	                                          &c->packages, &c->n_packages)) < 0)
+		return r;
+	return 0;
+}
+
 static int parse_role_name(const struct spec_src *src, const struct ynode *root,
                            const struct ynode *name, const char *base, struct ib_role *r)
 {
@@ -787,6 +889,8 @@ int spec_parse_role(const struct spec_src *src, const struct ynode *root, const 
 	if (v[R_IMAGES] &&
 	    (ret = each_string(src, v[R_IMAGES], "images", add_image, &r->images)) < 0)
 		return ret;
+	if (v[R_CHECKS] && (ret = parse_checks(src, v[R_CHECKS], &r->checks)) < 0)
+		return ret;
 	return 0;
 }
 
@@ -825,5 +929,21 @@ void spec_role_release(struct ib_role *r)
 	}
 	free(r->artifacts);
 	strv_release(&r->images);
+	for (size_t i = 0; i < r->checks.n_files; i++) {
+		free(r->checks.files[i].path);
+		free(r->checks.files[i].sha256);
+	}
+	free(r->checks.files);
+	strv_release(&r->checks.units);
+	for (size_t i = 0; i < r->checks.n_sysctls; i++) {
+		free(r->checks.sysctls[i].name);
+		free(r->checks.sysctls[i].value);
+	}
+	free(r->checks.sysctls);
+	for (size_t i = 0; i < r->checks.n_packages; i++) {
+		free(r->checks.packages[i].name);
+		free(r->checks.packages[i].value);
+	}
+	free(r->checks.packages);
 	memset(r, 0, sizeof(*r));
 }

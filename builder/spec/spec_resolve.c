@@ -50,6 +50,7 @@ void ib_resolved_free(struct ib_resolved *r)
 	free(r->cloud_init);
 	free(r->artifacts);
 	strv_release(&r->images);
+	free(r->checks);
 	free(r);
 }
 
@@ -139,6 +140,10 @@ int ib_role_resolve(struct ib_ctx *ctx, const struct ib_project *p, const char *
 	res->files = xcalloc(n_files + 1, sizeof(*res->files));
 	res->cloud_init = xcalloc(n_kv + 1, sizeof(*res->cloud_init));
 	res->artifacts = xcalloc(n_art + 1, sizeof(*res->artifacts));
+	res->checks = xcalloc(n, sizeof(*res->checks));
+	res->n_checks = n;
+	for (size_t i = 0; i < n; i++)
+		res->checks[i] = &res->chain[i]->checks;
 	res->disk_size = p->disk_size;
 	for (size_t i = 0; i < n; i++) {
 		merge_role(res, res->chain[i], n_files, n_kv);

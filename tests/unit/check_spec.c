@@ -502,7 +502,7 @@ START_TEST(test_err_unknown_key)
 	        "  pakages: [curl]\n",
 	        "images/base.yaml:4:3: unknown key 'pakages' in role (expected one of: name, "
 	        "description, abstract, extends, packages, files, units, firstboot, cloud_init, "
-	        "disk, artifacts, images)");
+	        "disk, artifacts, images, checks)");
 }
 END_TEST
 
@@ -1045,7 +1045,7 @@ START_TEST(test_error_stops_at_first_file)
 	expect_error(
 	        "images/a.yaml:1:1: unknown key 'descripton' in role (expected one of: name, "
 	        "description, abstract, extends, packages, files, units, firstboot, cloud_init, "
-	        "disk, artifacts, images)");
+	        "disk, artifacts, images, checks)");
 }
 END_TEST
 
@@ -1173,6 +1173,60 @@ START_TEST(test_image_errors_digest)
 }
 END_TEST
 
+START_TEST(test_checks)
+{
+	setup_project();
+	tu_write("images/base.yaml",
+	         "checks:\n"
+	         "  files:\n"
+	         "    - path: /etc/ssh/sshd_config.d/50-imgbuild.conf\n"
+	         "      mode: \"0644\"\n"
+	         "      owner: root:root\n"
+	         "      sha256: 1111111111111111111111111111111111111111111111111111111111111111\n"
+	         "    - path: /usr/local/sbin/imgbuild-firstboot\n"
+	         "  units: [ssh.service]\n"
+	         "  sysctl:\n"
+	         "    net.ipv4.ip_forward: 1\n"
+	         "  packages:\n"
+	         "    openssh-server: \"*\"\n"
+	         "    cloud-init: 22.4.2-1+deb12u1\n");
+	tu_write("images/worker.yaml", "extends: base\nchecks:\n  units: [kubelet.service]\n");
+	struct ib_project *p = load_ok();
+	const struct ib_checks *c = &ib_project_find_role(p, "base")->checks;
+	ck_assert_uint_eq(c->n_files, 2);
+	ck_assert_str_eq(c->files[0].path, "/etc/ssh/sshd_config.d/50-imgbuild.conf");
+	ck_assert_int_eq(c->files[0].has_mode, 1);
+	ck_assert_uint_eq(c->files[0].mode, 0644);
+	ck_assert_int_eq(c->files[0].has_owner, 1);
+	ck_assert_str_eq(c->files[0].sha256, sha_a);
+	ck_assert_ptr_null(c->files[1].sha256);
+	ck_assert_int_eq(c->files[1].has_mode, 0);
+	ck_assert_str_eq(c->units.v[0], "ssh.service");
+	ck_assert_uint_eq(c->n_sysctls, 1);
+	ck_assert_str_eq(c->sysctls[0].name, "net.ipv4.ip_forward");
+	ck_assert_str_eq(c->sysctls[0].value, "1");
+	ck_assert_uint_eq(c->n_packages, 2);
+	ck_assert_str_eq(c->packages[1].value, "22.4.2-1+deb12u1");
+	struct ib_ctx ctx;
+	ib_ctx_init(&ctx);
+	struct ib_resolved *r = NULL;
+	ck_assert_int_eq(ib_role_resolve(&ctx, p, "worker", &r), 0);
+	ck_assert_uint_eq(r->n_checks, 2);
+	ck_assert_uint_eq(r->checks[0]->n_files, 2);
+	ck_assert_str_eq(r->checks[1]->units.v[0], "kubelet.service");
+	ib_resolved_free(r);
+	ib_project_free(p);
+}
+END_TEST
+
+START_TEST(test_checks_errors)
+{
+	expect_role_error("checks:\n  sysctl:\n    net.ipv4.ip_forward: [1]\n",
+	                  "images/base.yaml:3:26: the value of sysctl 'net.ipv4.ip_forward' must be "
+	                  "a scalar, not a sequence");
+}
+END_TEST
+
 static Suite *spec_suite(void)
 {
 	Suite *s = suite_create("spec");
@@ -1222,6 +1276,8 @@ static Suite *spec_suite(void)
 	TU_CASE(s, "artifact_errors_member", test_artifact_errors_member);
 	TU_CASE(s, "image_errors", test_image_errors);
 	TU_CASE(s, "image_errors_digest", test_image_errors_digest);
+	TU_CASE(s, "checks", test_checks);
+	TU_CASE(s, "checks_errors", test_checks_errors);
 	return s;
 }
 
