@@ -365,7 +365,8 @@ int aws_sigv4_sign(const struct aws_sig_request *r, const struct aws_sig_params 
 			q_adds(&q, "X-Amz-Security-Token", token);
 		q_adds(&q, "X-Amz-SignedHeaders", sb_str(&signed_h));
 	}
-	qsort(q.v, q.n, sizeof(*q.v), qparam_cmp);
+	if (q.n > 1)
+		qsort(q.v, q.n, sizeof(*q.v), qparam_cmp);
 
 	struct strbuf creq = STRBUF_INIT;
 	sb_adds(&creq, r->method);

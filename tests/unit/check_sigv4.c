@@ -128,7 +128,8 @@ static void split_sorted(const char *s, char sep, struct strv *out)
 		if (*p)
 			p++;
 	}
-	qsort(out->v, out->n, sizeof(char *), cmp_str);
+	if (out->n > 1)
+		qsort(out->v, out->n, sizeof(char *), cmp_str);
 }
 
 static int strv_equal(const struct strv *a, const struct strv *b)
@@ -156,8 +157,10 @@ static int same_signed_request(const char *want, size_t wl, const char *got, siz
 			strv_push(&ha, a.raw_lines.v[i]);
 		for (size_t i = 0; i < b.raw_lines.n; i++)
 			strv_push(&hb, b.raw_lines.v[i]);
-		qsort(ha.v, ha.n, sizeof(char *), cmp_str);
-		qsort(hb.v, hb.n, sizeof(char *), cmp_str);
+		if (ha.n > 1)
+			qsort(ha.v, ha.n, sizeof(char *), cmp_str);
+		if (hb.n > 1)
+			qsort(hb.v, hb.n, sizeof(char *), cmp_str);
 		ok = streq(a.method, b.method) && streq(a.path, b.path) &&
 		     streq(a.version, b.version) && strv_equal(&qa, &qb) && strv_equal(&ha, &hb) &&
 		     a.body_len == b.body_len && memcmp(a.body, b.body, a.body_len) == 0;
