@@ -111,8 +111,10 @@ lint:
 	  --suppress=missingIncludeSystem -Ibuilder builder
 	clang-format --dry-run --Werror $(SRCS) $(wildcard builder/*/*.h)
 
-bench: all
+bench: all tools
 	bench/assembly.sh
+	bench/fetch.sh
+	DELAY_MS=100 bench/fetch.sh
 
 clean:
 	rm -rf build build-san imgbuild
