@@ -150,6 +150,23 @@ grep -q "$tool_sha" "$T/out" "$T/err" || fail "verify does not name the corrupte
 expect_exit 0 "$bin" cache verify
 ok "cache verify finds a corrupted entry and drops it"
 
+# cache prune: old partial downloads go, fresh ones (a build may own them) and entries stay;
+# --all empties the cache.
+mkdir -p "$T/cache/tmp"
+head -c 1000 /dev/urandom >"$T/cache/tmp/old.part"
+touch -d '3 days ago' "$T/cache/tmp/old.part"
+head -c 1000 /dev/urandom >"$T/cache/tmp/fresh.part"
+n_before=$(ls "$T/cache/blobs/sha256" | grep -c .)
+expect_exit 0 "$bin" cache prune
+[ ! -e "$T/cache/tmp/old.part" ] || fail "prune kept an old partial download"
+[ -e "$T/cache/tmp/fresh.part" ] || fail "prune removed a fresh partial download"
+[ "$(ls "$T/cache/blobs/sha256" | grep -c .)" = "$n_before" ] || fail "prune removed entries"
+expect_exit 0 "$bin" cache prune --all
+[ -z "$(ls -A "$T/cache/blobs/sha256" 2>/dev/null)" ] || fail "prune --all left entries"
+expect_exit 2 "$bin" cache verify --all
+expect_exit 2 "$bin" cache frobnicate
+ok "cache prune drops stale partial downloads; --all empties the cache"
+
 # A directory mirror: <dir>/<host:port>/<path>, no server at all.
 mkdir -p "$T/mirror/$HTTP"
 cp "$T/www/tool.bin" "$T/www/tool.bin.sha256" "$T/www/bundle.tgz" "$T/mirror/$HTTP/"
@@ -158,7 +175,7 @@ mkdir -p "$M"
 cp -r "$P/ansible-free-scripts" "$P/cloud-init" "$P/imgbuild.yaml" "$P/images" "$M/"
 rm "$M/images/master.yaml" "$M/images/worker.yaml" "$M/images/tooling.yaml"
 sed '/^images:/,$d' "$P/images/supplied.yaml" >"$M/images/supplied.yaml"
-mkdir -p "$T/cache2/rootfs" && ln "$T/cache/rootfs/$key.tar" "$T/cache2/rootfs/"
+mkdir -p "$T/cache2/rootfs" && { ln "${XDG_CACHE_HOME:-$HOME/.cache}/imgbuild/rootfs/$key.tar" "$T/cache2/rootfs/" 2>/dev/null || cp "${XDG_CACHE_HOME:-$HOME/.cache}/imgbuild/rootfs/$key.tar" "$T/cache2/rootfs/"; }
 IMGBUILD_CACHE_DIR=$T/cache2 expect_exit 0 "$bin" -C "$M" fetch --mirror "$T/mirror"
 [ -f "$T/cache2/blobs/sha256/$tool_sha" ] || fail "mirror fetch did not fill the cache"
 ok "a directory mirror stands in for the artifact host"
