@@ -105,6 +105,28 @@ done
 [ ! -s "$T/http.log" ] || fail "offline build touched the network: $(cat "$T/http.log")"
 ok "--offline with an empty cache fails naming every missing artifact and image and asks no server"
 
+# Proxies come from the usual environment variables: a fetch into a scratch cache goes
+# through a forward proxy started here (and no_proxy is honoured).
+python3 "$TOP/tests/servers/proxy.py" --port-file "$T/proxy.port" --log "$T/proxy.log" \
+	--max-seconds 300 &
+PIDS="$PIDS $!"
+i=0
+until [ -s "$T/proxy.port" ]; do i=$((i + 1)); [ $i -lt 50 ] || fail "proxy did not start"; sleep 0.2; done
+: >"$T/proxy.log"
+mkdir -p "$T/cache-proxy/rootfs"
+ln "$T/cache/rootfs/$key.tar" "$T/cache-proxy/rootfs/"
+IMGBUILD_CACHE_DIR=$T/cache-proxy http_proxy="http://127.0.0.1:$(cat "$T/proxy.port")" \
+	expect_exit 0 "$bin" -C "$P" fetch
+grep -q "GET http://$HTTP/tool.bin " "$T/proxy.log" || fail "the fetch did not go through http_proxy: $(cat "$T/proxy.log")"
+grep -q "GET http://$REG/v2/" "$T/proxy.log" || fail "the registry was not reached through http_proxy"
+[ -f "$T/cache-proxy/blobs/sha256/$tool_sha" ] || fail "nothing fetched through the proxy"
+# A proxy that is not there, bypassed by no_proxy: the fetch still works.
+mkdir -p "$T/cache-noproxy/rootfs"
+ln "$T/cache/rootfs/$key.tar" "$T/cache-noproxy/rootfs/"
+IMGBUILD_CACHE_DIR=$T/cache-noproxy http_proxy="http://127.0.0.1:9" no_proxy=127.0.0.1 \
+	expect_exit 0 "$bin" -C "$P" fetch
+ok "downloads honour http_proxy and no_proxy from the environment"
+
 # fetch fills the cache; then every server dies and the build is offline.
 expect_exit 0 "$bin" -C "$P" fetch
 grep -q "GET /tool.bin.sha256" "$T/http.log" || fail "checksum file not fetched"
