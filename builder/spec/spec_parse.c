@@ -702,6 +702,11 @@ static int add_image(const struct spec_src *src, const struct ynode *it, void *d
 		           "invalid image reference '%s' (expected name:tag, name@sha256:<64 hex> "
 		           "or both)",
 		           it->value);
+	if (!strchr(it->value, '@'))
+		ib_log(src->ctx, IB_LOG_WARN,
+		       "%s:%d:%d: image '%s' is not pinned by digest: the build changes when the tag "
+		       "moves (add @sha256:...)",
+		       src->display, it->line, it->col, it->value);
 	strv_push(data, it->value);
 	return 0;
 }
