@@ -8,7 +8,8 @@
 #include "util/tmpreg.h"
 
 const struct command commands[] = {
-        {"all", cmd_all, "", "build every role that is not abstract", OPT_BUILD, 0},
+        {"all", cmd_all_target, "", "build every role that is not abstract",
+         OPT_BUILD | OPT_TARGET | OPT_AWS, 0},
         {"build", cmd_build, "ROLE...", "build the named roles", OPT_BUILD, 0},
         {"list", cmd_list, "", "list the roles of the project", OPT_COMMON | OPT_JSON, 0},
         {"validate", cmd_validate, "", "check the spec without building anything", OPT_COMMON, 0},
@@ -18,6 +19,9 @@ const struct command commands[] = {
          OPT_COMMON | OPT_OFFLINE | OPT_MIRROR, 0},
         {"cache", cmd_cache, "ls|verify|prune", "list, verify or prune the download cache",
          OPT_COMMON | OPT_JSON | OPT_ALL, 0},
+        {"publish", cmd_publish, "[ROLE...]",
+         "upload built images to AWS as AMIs with their launch templates",
+         OPT_COMMON | OPT_OUT | OPT_JSON | OPT_AWS, 0},
         {"help", cmd_help, "[COMMAND]", "show help for imgbuild or one command", OPT_HELP, 0},
         /* Run by a build as a normal user inside a user namespace (pipeline/assemble.h). */
         {"__assemble", cmd_assemble, "KEY=VALUE...", "assemble a role in a user namespace",
@@ -38,6 +42,15 @@ const struct option_doc option_docs[] = {
         {OPT_OFFLINE, "--offline", "never touch the network; fail listing what is missing"},
         {OPT_MIRROR, "--mirror URL", "fetch artifacts and images from this mirror (or directory)"},
         {OPT_ALL, "--all", "cache prune: empty the whole download cache"},
+        {OPT_TARGET, "--target ami", "all: then publish every role to AWS (see publish)"},
+        {OPT_REGION, "--region REGION", "AWS region (default: AWS_REGION, the profile's)"},
+        {OPT_ENDPOINT, "--endpoint-url URL", "send every AWS request to URL (moto, a proxy)"},
+        {OPT_PROFILE, "--profile NAME", "AWS profile from ~/.aws/credentials and ~/.aws/config"},
+        {OPT_CONCURRENCY, "--concurrency N", "snapshot blocks uploaded at once (default 64)"},
+        {OPT_SKIP_HOLES, "--skip-holes", "leave out blocks in holes of the sparse image"},
+        {OPT_COPY_TO, "--copy-to REGION", "also copy the AMI there (repeatable, or a,b)"},
+        {OPT_INSTANCE_TYPE, "--instance-type TYPE", "launch templates' type (default t3.medium)"},
+        {OPT_DRY_RUN, "--dry-run", "print every AWS request, secrets redacted; send none"},
         {OPT_HELP, "-h, --help", "show this help"},
         {0, NULL, NULL},
 };
@@ -53,6 +66,15 @@ enum {
 	LONG_OFFLINE,
 	LONG_MIRROR,
 	LONG_ALL,
+	LONG_REGION,
+	LONG_ENDPOINT,
+	LONG_PROFILE,
+	LONG_CONCURRENCY,
+	LONG_SKIP_HOLES,
+	LONG_COPY_TO,
+	LONG_INSTANCE_TYPE,
+	LONG_DRY_RUN,
+	LONG_TARGET,
 };
 
 static const struct option long_opts[] = {
@@ -67,6 +89,15 @@ static const struct option long_opts[] = {
         {"offline", no_argument, NULL, LONG_OFFLINE},
         {"mirror", required_argument, NULL, LONG_MIRROR},
         {"all", no_argument, NULL, LONG_ALL},
+        {"region", required_argument, NULL, LONG_REGION},
+        {"endpoint-url", required_argument, NULL, LONG_ENDPOINT},
+        {"profile", required_argument, NULL, LONG_PROFILE},
+        {"concurrency", required_argument, NULL, LONG_CONCURRENCY},
+        {"skip-holes", no_argument, NULL, LONG_SKIP_HOLES},
+        {"copy-to", required_argument, NULL, LONG_COPY_TO},
+        {"instance-type", required_argument, NULL, LONG_INSTANCE_TYPE},
+        {"dry-run", no_argument, NULL, LONG_DRY_RUN},
+        {"target", required_argument, NULL, LONG_TARGET},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, LONG_VERSION},
         /* For the bash completion, so that it never falls out of step with this table. */
@@ -175,6 +206,41 @@ static int parse_jobs(struct cli *cli, const char *s)
 	return 0;
 }
 
+static int parse_concurrency(struct cli *cli, const char *s)
+{
+	char *end;
+	errno = 0;
+	long v = strtol(s, &end, 10);
+	if (errno || *end || v < 1 || v > 1024)
+		return ib_error(&cli->ctx, IB_E_USAGE,
+		                "bad value '%s' for --concurrency: expected a number from 1 to 1024",
+		                s);
+	cli->concurrency = (int)v;
+	return 0;
+}
+
+/* --copy-to is repeatable and takes comma lists. Static: lives as long as the program. */
+static struct strv copy_to_regions;
+
+static int parse_copy_to(struct cli *cli, const char *s)
+{
+	cli->copy_to = &copy_to_regions;
+	const char *p = s;
+	while (*p) {
+		size_t n = strcspn(p, ",");
+		if (n == 0)
+			return ib_error(&cli->ctx, IB_E_USAGE, "empty region in --copy-to '%s'", s);
+		char *region = xstrndup(p, n);
+		if (!strv_contains(&copy_to_regions, region))
+			strv_push(&copy_to_regions, region);
+		free(region);
+		p += n;
+		if (*p == ',')
+			p++;
+	}
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	struct cli cli = {.jobs = 1, .verbosity = 1};
@@ -248,6 +314,42 @@ int main(int argc, char **argv)
 		case LONG_ALL:
 			cli.all = 1;
 			used |= OPT_ALL;
+			break;
+		case LONG_REGION:
+			cli.region = optarg;
+			used |= OPT_REGION;
+			break;
+		case LONG_ENDPOINT:
+			cli.endpoint_url = optarg;
+			used |= OPT_ENDPOINT;
+			break;
+		case LONG_PROFILE:
+			cli.profile = optarg;
+			used |= OPT_PROFILE;
+			break;
+		case LONG_CONCURRENCY:
+			r = parse_concurrency(&cli, optarg);
+			used |= OPT_CONCURRENCY;
+			break;
+		case LONG_SKIP_HOLES:
+			cli.skip_holes = 1;
+			used |= OPT_SKIP_HOLES;
+			break;
+		case LONG_COPY_TO:
+			r = parse_copy_to(&cli, optarg);
+			used |= OPT_COPY_TO;
+			break;
+		case LONG_INSTANCE_TYPE:
+			cli.instance_type = optarg;
+			used |= OPT_INSTANCE_TYPE;
+			break;
+		case LONG_DRY_RUN:
+			cli.dry_run = 1;
+			used |= OPT_DRY_RUN;
+			break;
+		case LONG_TARGET:
+			cli.target = optarg;
+			used |= OPT_TARGET;
 			break;
 		case LONG_VERSION: printf("imgbuild %s\n", IMGBUILD_VERSION); return 0;
 		case LONG_LIST_CMDS:

@@ -22,7 +22,20 @@ enum {
 	OPT_OFFLINE = 1 << 10, /* --offline */
 	OPT_MIRROR = 1 << 11,  /* --mirror URL|DIR */
 	OPT_ALL = 1 << 12,     /* --all */
+	/* publish (AWS); high bits, clear of the others' */
+	OPT_REGION = 1 << 20,        /* --region REGION */
+	OPT_ENDPOINT = 1 << 21,      /* --endpoint-url URL */
+	OPT_PROFILE = 1 << 22,       /* --profile NAME */
+	OPT_CONCURRENCY = 1 << 23,   /* --concurrency N */
+	OPT_SKIP_HOLES = 1 << 24,    /* --skip-holes */
+	OPT_COPY_TO = 1 << 25,       /* --copy-to REGION */
+	OPT_INSTANCE_TYPE = 1 << 26, /* --instance-type TYPE */
+	OPT_DRY_RUN = 1 << 27,       /* --dry-run */
+	OPT_TARGET = 1 << 28,        /* --target ami */
 };
+#define OPT_AWS                                                                                    \
+	(OPT_REGION | OPT_ENDPOINT | OPT_PROFILE | OPT_CONCURRENCY | OPT_SKIP_HOLES | OPT_COPY_TO |  \
+	 OPT_INSTANCE_TYPE | OPT_DRY_RUN)
 #define OPT_COMMON (OPT_DIR | OPT_VERBOSE | OPT_QUIET | OPT_HELP)
 #define OPT_BUILD  (OPT_COMMON | OPT_OUT | OPT_JOBS | OPT_JSON | OPT_FORCE | OPT_OFFLINE | OPT_MIRROR)
 
@@ -38,6 +51,16 @@ struct cli {
 	int offline;        /* --offline: never touch the network */
 	const char *mirror; /* --mirror */
 	int all;            /* --all */
+	/* publish */
+	const char *region;
+	const char *endpoint_url;
+	const char *profile;
+	int concurrency; /* 0: the default */
+	int skip_holes;
+	const struct strv *copy_to; /* --copy-to regions (static storage), or NULL */
+	const char *instance_type;
+	int dry_run;
+	const char *target; /* all --target ami */
 	int tty; /* stderr is a terminal: draw progress bars */
 	struct ib_ctx ctx;
 	pthread_mutex_t out_lock;
@@ -70,6 +93,9 @@ int cmd_seed(struct cli *cli, int argc, char **argv);
 int cmd_help(struct cli *cli, int argc, char **argv);
 int cmd_fetch(struct cli *cli, int argc, char **argv);
 int cmd_cache(struct cli *cli, int argc, char **argv);
+int cmd_publish(struct cli *cli, int argc, char **argv);
+/* `all`, then `publish` with --target ami. */
+int cmd_all_target(struct cli *cli, int argc, char **argv);
 /* Hidden: the assembly inside a user namespace, run by a build as a normal user. */
 int cmd_assemble(struct cli *cli, int argc, char **argv);
 
