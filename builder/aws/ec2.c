@@ -139,8 +139,6 @@ static void sleep_s(double s)
 int aws_wait_image(struct ib_ctx *ctx, struct aws_client *c, const char *ami, double timeout_s,
                    double interval_s)
 {
-	if (c->dry_run)
-		return 0;
 	double t0 = ib_now();
 	for (;;) {
 		struct strbuf form = STRBUF_INIT;
@@ -149,7 +147,7 @@ int aws_wait_image(struct ib_ctx *ctx, struct aws_client *c, const char *ami, do
 		_cleanup_free_ char *code = NULL;
 		int r = aws_ec2(ctx, c, "DescribeImages", &form, 1, &x, &code);
 		sb_release(&form);
-		if (r < 0)
+		if (r < 0 || c->dry_run) /* a dry run shows the first poll */
 			return r;
 		/* Just after RegisterImage or CopyImage the id may not be visible yet. */
 		const char *st = x ? xml_text(x, "imagesSet/item/imageState") : NULL;
@@ -176,8 +174,6 @@ int aws_wait_image(struct ib_ctx *ctx, struct aws_client *c, const char *ami, do
 int aws_wait_snapshot(struct ib_ctx *ctx, struct aws_client *c, const char *snap,
                       double timeout_s, double interval_s)
 {
-	if (c->dry_run)
-		return 0;
 	double t0 = ib_now();
 	int completed = 0;
 	for (;;) {
@@ -187,7 +183,7 @@ int aws_wait_snapshot(struct ib_ctx *ctx, struct aws_client *c, const char *snap
 		_cleanup_free_ char *code = NULL;
 		int r = aws_ec2(ctx, c, "DescribeSnapshots", &form, 1, &x, &code);
 		sb_release(&form);
-		if (r < 0)
+		if (r < 0 || c->dry_run) /* a dry run shows the first poll */
 			return r;
 		if (r == 1 && code && !streq(code, "InvalidSnapshot.NotFound"))
 			return ib_error(ctx, IB_E_NETWORK, "DescribeSnapshots %s: %s", snap, code);

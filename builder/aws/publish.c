@@ -99,9 +99,7 @@ static int copy_to(struct ib_ctx *ctx, struct aws_client *c, const struct aws_pu
 	struct aws_client rcl = *c;
 	rcl.cfg = &rc;
 	struct aws_image im = {0};
-	int r = 0;
-	if (!c->dry_run)
-		r = find_existing(ctx, &rcl, o, &im);
+	int r = find_existing(ctx, &rcl, o, &im);
 	char *ami = NULL;
 	if (r == 0 && im.id)
 		ami = TAKE_PTR(im.id);
@@ -161,9 +159,7 @@ int aws_publish_role(struct ib_ctx *ctx, struct aws_client *c, const struct aws_
 	size_t n_tags = ARRAY_SIZE(tags) / 2 - (o->inputs_digest ? 0 : 1);
 
 	struct aws_image im = {0};
-	int r = 0;
-	if (!c->dry_run)
-		r = find_existing(ctx, c, o, &im);
+	int r = find_existing(ctx, c, o, &im);
 	if (r == 0 && im.id) {
 		ret->reused = 1;
 		ret->ami = TAKE_PTR(im.id);
