@@ -10,11 +10,14 @@ _imgbuild()
 	--mirror) COMPREPLY=($(compgen -d -- "$cur")); return ;;
 	--ssh-key) COMPREPLY=($(compgen -f -- "$cur")); return ;;
 	-j|--jobs|--hostname) COMPREPLY=(); return ;;
+	--region|--endpoint-url|--profile|--concurrency|--copy-to|--instance-type) COMPREPLY=(); return ;;
+	--target) COMPREPLY=($(compgen -W ami -- "$cur")); return ;;
 	esac
 	cmd=""
 	for ((i = 1; i < COMP_CWORD; i++)); do
 		case "${COMP_WORDS[i]}" in
 		-C|-o|--output|-j|--jobs|--ssh-key|--hostname|--mirror) ((i++)) ;;
+		--region|--endpoint-url|--profile|--concurrency|--copy-to|--instance-type|--target) ((i++)) ;;
 		-*) ;;
 		*) cmd=${COMP_WORDS[i]}; break ;;
 		esac
@@ -32,7 +35,7 @@ _imgbuild()
 		return
 	fi
 	case "$cmd" in
-	build|seed)
+	build|seed|publish)
 		COMPREPLY=($(compgen -W "$(imgbuild list --json 2>/dev/null | tr ',' '\n' | sed -n 's/.*"name":"\([^"]*\)".*/\1/p')" -- "$cur")) ;;
 	help)
 		COMPREPLY=($(compgen -W "$(imgbuild --list-commands 2>/dev/null)" -- "$cur")) ;;
