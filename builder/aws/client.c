@@ -94,7 +94,8 @@ char *aws_format_request(const struct aws_client *c, const char *method, const c
 			const char *sig = strstr(s, ", Signature=");
 			if (cred && slash && sh && sig && sig > sh) {
 				sb_add(&sb, s, (size_t)(cred + 11 - s));
-				_cleanup_free_ char *key = xstrndup(cred + 11, (size_t)(slash - cred - 11));
+				_cleanup_free_ char *key =
+				        xstrndup(cred + 11, (size_t)(slash - cred - 11));
 				mask_key(&sb, key);
 				sb_add(&sb, slash, (size_t)(sig - slash));
 				sb_adds(&sb, ", Signature=<redacted>\n");
@@ -155,9 +156,8 @@ int aws_prepare(struct ib_ctx *ctx, struct aws_client *c, const struct aws_call 
 		l = slist_add(l, line);
 	}
 	if (c->cfg->access_key) {
-		struct aws_sig_request sr = {call->method,  path,        call->query,
-		                             h,             k,           call->body,
-		                             call->body_len, call->payload_hash};
+		struct aws_sig_request sr = {call->method, path,           call->query,       h, k,
+		                             call->body,   call->body_len, call->payload_hash};
 		struct aws_sig_params sp = {
 		        .creds = {c->cfg->access_key, c->cfg->secret_key, c->cfg->token},
 		        .region = c->cfg->region,
@@ -207,9 +207,9 @@ static const char *const throttle_codes[] = {
 };
 
 static const char *const transient_codes[] = {
-        "RequestTimeout",  "RequestTimeoutException", "PriorRequestNotComplete",
-        "InternalError",   "InternalFailure",         "ServiceUnavailable",
-        "Unavailable",     "ServerInternal",          "InternalServerException",
+        "RequestTimeout", "RequestTimeoutException", "PriorRequestNotComplete",
+        "InternalError",  "InternalFailure",         "ServiceUnavailable",
+        "Unavailable",    "ServerInternal",          "InternalServerException",
 };
 
 int aws_is_throttle(const char *code)
@@ -285,8 +285,8 @@ static void error_of(const char *headers, const char *body, size_t len, struct a
 }
 
 enum aws_verdict aws_judge(const struct aws_call *call, CURLcode res, long status,
-                           const char *headers, const char *body, size_t len,
-                           struct aws_resp *out, char *why, size_t why_len)
+                           const char *headers, const char *body, size_t len, struct aws_resp *out,
+                           char *why, size_t why_len)
 {
 	out->status = status;
 	if (res != CURLE_OK) {

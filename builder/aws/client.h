@@ -44,8 +44,8 @@ struct aws_call {
 	const char *payload_hash; /* NULL: sha256(body); "UNSIGNED-PAYLOAD" for blocks */
 	const char *what;         /* for messages: "RegisterImage", "PutSnapshotBlock 17" */
 	int retry_not_found;      /* retry ResourceNotFoundException */
-	int soft_errors; /* an error answer is returned (1) for the caller to judge */
-	long timeout_ms; /* this call's attempt timeout, 0: the client's */
+	int soft_errors;          /* an error answer is returned (1) for the caller to judge */
+	long timeout_ms;          /* this call's attempt timeout, 0: the client's */
 };
 
 struct aws_resp {
@@ -80,8 +80,8 @@ enum aws_verdict { AWS_DONE, AWS_RETRY, AWS_FAILED };
 /* Judge one finished attempt. Fills out (status, code, message; body/headers are not
  * copied) and a one-line description of a failure into why. */
 enum aws_verdict aws_judge(const struct aws_call *call, CURLcode res, long status,
-                           const char *headers, const char *body, size_t len,
-                           struct aws_resp *out, char *why, size_t why_len);
+                           const char *headers, const char *body, size_t len, struct aws_resp *out,
+                           char *why, size_t why_len);
 /* Backoff before attempt+1 (attempt counts from 1); longer for throttling. */
 long aws_backoff_ms(const struct aws_client *c, int attempt, int throttled);
 /* Is this error code throttling? */

@@ -79,11 +79,12 @@ static int truthy(const char *v)
 int aws_config_load(struct ib_ctx *ctx, const struct aws_config_opts *o, struct aws_config *ret)
 {
 	struct aws_config c = {0};
-	_cleanup_free_ char *creds_path = home_file("AWS_SHARED_CREDENTIALS_FILE", ".aws/credentials");
+	_cleanup_free_ char *creds_path =
+	        home_file("AWS_SHARED_CREDENTIALS_FILE", ".aws/credentials");
 	_cleanup_free_ char *config_path = home_file("AWS_CONFIG_FILE", ".aws/config");
-	const char *named = o->profile ? o->profile
-	                    : env("AWS_PROFILE")       ? env("AWS_PROFILE")
-	                                               : env("AWS_DEFAULT_PROFILE");
+	const char *named = o->profile           ? o->profile
+	                    : env("AWS_PROFILE") ? env("AWS_PROFILE")
+	                                         : env("AWS_DEFAULT_PROFILE");
 	c.profile = xstrdup(named ? named : "default");
 	int found = 0, r = 0;
 	char *v = NULL;
@@ -99,9 +100,9 @@ int aws_config_load(struct ib_ctx *ctx, const struct aws_config_opts *o, struct 
 		/* pass 0: the credentials file; pass 1: the config file. */
 		const char *path = pass == 0 ? creds_path : config_path;
 		_cleanup_free_ char *ak = NULL, *sk = NULL, *tok = NULL;
-		_cleanup_free_ char *section =
-		        pass == 0 || streq(c.profile, "default") ? xstrdup(c.profile)
-		                                                : xasprintf("profile %s", c.profile);
+		_cleanup_free_ char *section = pass == 0 || streq(c.profile, "default")
+		                                       ? xstrdup(c.profile)
+		                                       : xasprintf("profile %s", c.profile);
 		int sec = 0;
 		if ((r = aws_ini_get(ctx, path, section, "aws_access_key_id", &ak, &sec)) < 0 ||
 		    (r = aws_ini_get(ctx, path, section, "aws_secret_access_key", &sk, NULL)) < 0 ||
@@ -145,10 +146,11 @@ int aws_config_load(struct ib_ctx *ctx, const struct aws_config_opts *o, struct 
 		}
 	}
 	if (!c.access_key && !o->allow_no_creds) {
-		r = ib_error(ctx, IB_E_USAGE,
-		             "no AWS credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, "
-		             "or a profile in %s (profile '%s'), or run on EC2 with an instance role",
-		             creds_path, c.profile);
+		r = ib_error(
+		        ctx, IB_E_USAGE,
+		        "no AWS credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, "
+		        "or a profile in %s (profile '%s'), or run on EC2 with an instance role",
+		        creds_path, c.profile);
 		goto fail;
 	}
 
@@ -224,7 +226,8 @@ char *aws_config_describe(const struct aws_config *c)
 		return xasprintf("no credentials, region %s", c->region);
 	size_t l = strlen(c->access_key);
 	/* Enough of the key id to tell keys apart, as the CLI's `configure list` shows. */
-	return xasprintf("access key ****%s%s from %s, region %s", l > 4 ? c->access_key + l - 4 : "",
+	return xasprintf("access key ****%s%s from %s, region %s",
+	                 l > 4 ? c->access_key + l - 4 : "",
 	                 c->token ? " with a session token" : "", c->creds_source, c->region);
 }
 

@@ -212,10 +212,12 @@ static int read_block(struct pump *p, struct slot *s, uint64_t i)
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r < 0)
-			return ib_error_errno(p->ctx, IB_E_IO, errno, "cannot read %s at offset %llu",
-			                      p->o->path, (unsigned long long)(off + got));
+			return ib_error_errno(p->ctx, IB_E_IO, errno,
+			                      "cannot read %s at offset %llu", p->o->path,
+			                      (unsigned long long)(off + got));
 		if (r == 0)
-			return ib_error(p->ctx, IB_E_IO, "%s shrank while being uploaded", p->o->path);
+			return ib_error(p->ctx, IB_E_IO, "%s shrank while being uploaded",
+			                p->o->path);
 		got += (size_t)r;
 	}
 	/* The last block is zero-padded to the full block size. */
@@ -321,16 +323,15 @@ static int finished(struct pump *p, struct slot *s, CURLcode res)
 	char what[64];
 	snprintf(what, sizeof(what), "PutSnapshotBlock %llu", (unsigned long long)s->index);
 	/* Just after StartSnapshot the new snapshot may not be visible everywhere yet. */
-	struct aws_call call = {.what = what,
-	                        .retry_not_found = ib_now() - p->started <
-	                                           (p->o->not_found_grace_s > 0
-	                                                    ? p->o->not_found_grace_s
-	                                                    : 120)};
+	struct aws_call call = {
+	        .what = what,
+	        .retry_not_found = ib_now() - p->started <
+	                           (p->o->not_found_grace_s > 0 ? p->o->not_found_grace_s : 120)};
 	struct aws_resp out = {0};
 	char why[512];
-	enum aws_verdict v = aws_judge(&call, res, status, sb_str(&s->resp.headers),
-	                               sb_str(&s->resp.body), s->resp.body.len, &out, why,
-	                               sizeof(why));
+	enum aws_verdict v =
+	        aws_judge(&call, res, status, sb_str(&s->resp.headers), sb_str(&s->resp.body),
+	                  s->resp.body.len, &out, why, sizeof(why));
 	if (res != CURLE_OK && s->errbuf[0])
 		ib_curl_describe(res, 0, s->errbuf, why, sizeof(why));
 	int throttled = aws_is_throttle(out.code);
@@ -484,8 +485,9 @@ int aws_ebs_upload(struct ib_ctx *ctx, struct aws_client *c, const struct aws_up
 			struct ib_ctx sub;
 			ib_ctx_init_child(&sub, ctx, ctx->label);
 			if (aws_delete_snapshot(&sub, c, snap) < 0)
-				ib_log(ctx, IB_LOG_WARN, "cannot delete the unfinished snapshot %s: %s",
-				       snap, sub.err);
+				ib_log(ctx, IB_LOG_WARN,
+				       "cannot delete the unfinished snapshot %s: %s", snap,
+				       sub.err);
 		}
 		return r;
 	}

@@ -14,16 +14,16 @@
 #define AWS_EBS_BLOCK 524288u /* the only x-amz-Data-Length PutSnapshotBlock accepts */
 
 struct aws_upload_opts {
-	const char *path;            /* the raw image */
-	const char *description;     /* <= 255 characters */
-	const char *const *tags;     /* key, value pairs */
+	const char *path;        /* the raw image */
+	const char *description; /* <= 255 characters */
+	const char *const *tags; /* key, value pairs */
 	size_t n_tags;
-	int concurrency;             /* requests in flight; default 64 */
-	int skip_holes;              /* leave out blocks wholly in holes of the file */
-	long timeout_minutes;        /* StartSnapshot Timeout (10..4320); default 60 */
-	int max_block_attempts;      /* default 10 */
-	long block_timeout_ms;       /* one PutSnapshotBlock attempt; default 30000 */
-	double not_found_grace_s;    /* retry ResourceNotFound this long after start; 120 */
+	int concurrency;          /* requests in flight; default 64 */
+	int skip_holes;           /* leave out blocks wholly in holes of the file */
+	long timeout_minutes;     /* StartSnapshot Timeout (10..4320); default 60 */
+	int max_block_attempts;   /* default 10 */
+	long block_timeout_ms;    /* one PutSnapshotBlock attempt; default 30000 */
+	double not_found_grace_s; /* retry ResourceNotFound this long after start; 120 */
 };
 
 struct aws_upload_result {

@@ -23,8 +23,8 @@ void aws_form_addf(struct strbuf *form, const char *value, const char *namefmt, 
 	free(name);
 }
 
-int aws_ec2(struct ib_ctx *ctx, struct aws_client *c, const char *action,
-            const struct strbuf *form, int soft, struct xml_node **ret, char **ret_code)
+int aws_ec2(struct ib_ctx *ctx, struct aws_client *c, const char *action, const struct strbuf *form,
+            int soft, struct xml_node **ret, char **ret_code)
 {
 	*ret = NULL;
 	if (ret_code)
@@ -171,8 +171,8 @@ int aws_wait_image(struct ib_ctx *ctx, struct aws_client *c, const char *ami, do
 	}
 }
 
-int aws_wait_snapshot(struct ib_ctx *ctx, struct aws_client *c, const char *snap,
-                      double timeout_s, double interval_s)
+int aws_wait_snapshot(struct ib_ctx *ctx, struct aws_client *c, const char *snap, double timeout_s,
+                      double interval_s)
 {
 	double t0 = ib_now();
 	int completed = 0;
@@ -190,8 +190,8 @@ int aws_wait_snapshot(struct ib_ctx *ctx, struct aws_client *c, const char *snap
 		const char *st = x ? xml_text(x, "snapshotSet/item/status") : NULL;
 		if (st && streq(st, "error")) {
 			const char *m = xml_text(x, "snapshotSet/item/statusMessage");
-			return ib_error(ctx, IB_E_NETWORK, "snapshot %s is in state error%s%s", snap,
-			                m && *m ? ": " : "", m ? m : "");
+			return ib_error(ctx, IB_E_NETWORK, "snapshot %s is in state error%s%s",
+			                snap, m && *m ? ": " : "", m ? m : "");
 		}
 		completed = st && streq(st, "completed") ? completed + 1 : 0;
 		if (completed >= 3)

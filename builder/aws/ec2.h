@@ -8,14 +8,13 @@
 
 /* Append "&name=value" (both percent-encoded) to a form. */
 void aws_form_add(struct strbuf *form, const char *name, const char *value);
-void aws_form_addf(struct strbuf *form, const char *value, const char *namefmt, ...)
-        _printf_(3, 4);
+void aws_form_addf(struct strbuf *form, const char *value, const char *namefmt, ...) _printf_(3, 4);
 
 /* Call action with the form's parameters. 0 and *ret (the parsed answer; NULL in a dry
  * run); 1 with soft and an error answer (*ret NULL, *ret_code the code, caller frees); or a
  * recorded error. */
-int aws_ec2(struct ib_ctx *ctx, struct aws_client *c, const char *action,
-            const struct strbuf *form, int soft, struct xml_node **ret, char **ret_code);
+int aws_ec2(struct ib_ctx *ctx, struct aws_client *c, const char *action, const struct strbuf *form,
+            int soft, struct xml_node **ret, char **ret_code);
 
 struct aws_image {
 	char *id, *state, *name, *snapshot;
@@ -33,8 +32,8 @@ int aws_wait_image(struct ib_ctx *ctx, struct aws_client *c, const char *ami, do
                    double interval_s);
 /* Poll DescribeSnapshots until completed 3 times in a row (as coldsnap and Bottlerocket
  * do, for eventual consistency); fails on error. */
-int aws_wait_snapshot(struct ib_ctx *ctx, struct aws_client *c, const char *snap,
-                      double timeout_s, double interval_s);
+int aws_wait_snapshot(struct ib_ctx *ctx, struct aws_client *c, const char *snap, double timeout_s,
+                      double interval_s);
 int aws_delete_snapshot(struct ib_ctx *ctx, struct aws_client *c, const char *snap);
 /* CreateTags on one resource: tags as key, value pairs. */
 int aws_create_tags(struct ib_ctx *ctx, struct aws_client *c, const char *resource,

@@ -55,7 +55,8 @@ void aws_http_setup(CURL *e, long connect_timeout_ms, long timeout_ms, char *err
 	curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
 	/* A local endpoint (moto, a test proxy, instance metadata) is never reached through a
 	 * proxy from the environment; anything else keeps libcurl's proxy defaults. */
-	curl_easy_setopt(e, CURLOPT_NOPROXY, "127.0.0.1,localhost,::1,169.254.169.254,fd00:ec2::254");
+	curl_easy_setopt(e, CURLOPT_NOPROXY,
+	                 "127.0.0.1,localhost,::1,169.254.169.254,fd00:ec2::254");
 }
 
 void aws_http_resp_release(struct aws_http_resp *resp)
@@ -69,8 +70,8 @@ int aws_http_do(const struct aws_http_req *r, struct aws_http_resp *resp)
 {
 	ib_curl_init_once();
 	memset(resp, 0, sizeof(*resp));
-	struct aws_membuf m = {STRBUF_INIT, STRBUF_INIT, r->max_response ? r->max_response : 16u << 20,
-	                       0};
+	struct aws_membuf m = {STRBUF_INIT, STRBUF_INIT,
+	                       r->max_response ? r->max_response : 16u << 20, 0};
 	char errbuf[CURL_ERROR_SIZE];
 	CURL *e = curl_easy_init();
 	if (!e)

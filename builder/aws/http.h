@@ -21,9 +21,9 @@ struct aws_http_req {
 };
 
 struct aws_http_resp {
-	CURLcode res;  /* CURLE_OK when a response arrived (whatever its status) */
-	long status;   /* HTTP status, 0 without a response */
-	char *body;    /* NUL-terminated */
+	CURLcode res; /* CURLE_OK when a response arrived (whatever its status) */
+	long status;  /* HTTP status, 0 without a response */
+	char *body;   /* NUL-terminated */
 	size_t len;
 	char *headers; /* the response's header lines, one per line */
 	char err[CURL_ERROR_SIZE + 64];

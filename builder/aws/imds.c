@@ -7,8 +7,8 @@
 
 /* One metadata exchange: short timeouts and no retry, so that a machine off EC2 (where the
  * link-local address answers nothing) loses at most a second or two. */
-static int imds_do(struct ib_ctx *ctx, const char *method, const char *endpoint,
-                   const char *path, const char *header, long timeout_ms, char **ret)
+static int imds_do(struct ib_ctx *ctx, const char *method, const char *endpoint, const char *path,
+                   const char *header, long timeout_ms, char **ret)
 {
 	_cleanup_free_ char *url = xasprintf("%s%s", endpoint, path);
 	const char *hdrs[] = {header, NULL};
@@ -29,8 +29,8 @@ static int imds_do(struct ib_ctx *ctx, const char *method, const char *endpoint,
 	}
 	if (resp.status != 200) {
 		aws_http_resp_release(&resp);
-		return ib_error(ctx, IB_E_NETWORK, "instance metadata %s %s: HTTP status %ld", method,
-		                url, resp.status);
+		return ib_error(ctx, IB_E_NETWORK, "instance metadata %s %s: HTTP status %ld",
+		                method, url, resp.status);
 	}
 	*ret = TAKE_PTR(resp.body);
 	aws_http_resp_release(&resp);

@@ -41,8 +41,8 @@ int aws_ini_get(struct ib_ctx *ctx, const char *path, const char *section, const
 		if (*t == '[') {
 			char *close = strchr(t, ']');
 			if (!close)
-				return ib_error(ctx, IB_E_SPEC, "%s:%d: section header without ']'", path,
-				                lineno);
+				return ib_error(ctx, IB_E_SPEC, "%s:%d: section header without ']'",
+				                path, lineno);
 			*close = '\0';
 			char *name = trim(t + 1);
 			/* "[profile  x]" names profile x: the CLI collapses the spaces too. */
@@ -58,7 +58,8 @@ int aws_ini_get(struct ib_ctx *ctx, const char *path, const char *section, const
 		}
 		char *eq = strchr(t, '=');
 		if (!eq)
-			return ib_error(ctx, IB_E_SPEC, "%s:%d: expected 'key = value'", path, lineno);
+			return ib_error(ctx, IB_E_SPEC, "%s:%d: expected 'key = value'", path,
+			                lineno);
 		if (!in)
 			continue;
 		*eq = '\0';

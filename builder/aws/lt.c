@@ -35,8 +35,8 @@ void aws_lt_form(struct strbuf *f, const struct aws_lt_spec *s)
 			              "LaunchTemplateData.TagSpecification.%zu.Tag.%zu.Key", t + 1,
 			              i + 1);
 			aws_form_addf(f, s->tags[2 * i + 1],
-			              "LaunchTemplateData.TagSpecification.%zu.Tag.%zu.Value", t + 1,
-			              i + 1);
+			              "LaunchTemplateData.TagSpecification.%zu.Tag.%zu.Value",
+			              t + 1, i + 1);
 		}
 	}
 }
@@ -60,8 +60,8 @@ static int latest_matches(struct ib_ctx *ctx, struct aws_client *c, const struct
 	const char *type = xml_text(v, "launchTemplateData/instanceType");
 	const char *ud = xml_text(v, "launchTemplateData/userData");
 	const char *tokens = xml_text(v, "launchTemplateData/metadataOptions/httpTokens");
-	_cleanup_free_ char *b64 = s->user_data ? aws_base64(s->user_data, strlen(s->user_data))
-	                                        : xstrdup("");
+	_cleanup_free_ char *b64 =
+	        s->user_data ? aws_base64(s->user_data, strlen(s->user_data)) : xstrdup("");
 	*ret_version = num ? strtol(num, NULL, 10) : 0;
 	*ret_same = ami && streq(ami, s->ami) && type && streq(type, s->instance_type) &&
 	            streq(ud ? ud : "", b64) && tokens && streq(tokens, "required");
@@ -154,8 +154,8 @@ static char *tf_ident(const char *s)
 {
 	char *r = xasprintf("%s%s", (s[0] >= '0' && s[0] <= '9') ? "r_" : "", s);
 	for (char *p = r; *p; p++)
-		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
-		      *p == '_' || *p == '-'))
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+		      (*p >= '0' && *p <= '9') || *p == '_' || *p == '-'))
 			*p = '_';
 	return r;
 }
@@ -200,11 +200,11 @@ char *aws_tf_launch_templates(const struct aws_lt_spec *specs, const char *const
                               const char *previous)
 {
 	struct jsonr *old = NULL;
-	if (previous && jsonr_parse_ex(previous, strlen(previous), NULL, &old, &(struct jsonr_error){0}) < 0)
+	if (previous &&
+	    jsonr_parse_ex(previous, strlen(previous), NULL, &old, &(struct jsonr_error){0}) < 0)
 		old = NULL;
-	const struct jsonr *old_lts =
-	        jsonr_get_type(jsonr_get_type(old, "resource", JSONR_OBJECT), "aws_launch_template",
-	                       JSONR_OBJECT);
+	const struct jsonr *old_lts = jsonr_get_type(jsonr_get_type(old, "resource", JSONR_OBJECT),
+	                                             "aws_launch_template", JSONR_OBJECT);
 	struct strbuf sb = STRBUF_INIT;
 	struct json j;
 	json_init(&j, &sb, 1);

@@ -27,8 +27,8 @@ static char *sanitize(const char *s, const char *extra)
 {
 	char *r = xstrdup(s);
 	for (char *p = r; *p; p++)
-		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
-		      strchr(extra, *p)))
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+		      (*p >= '0' && *p <= '9') || strchr(extra, *p)))
 			*p = '-';
 	return r;
 }
@@ -74,7 +74,8 @@ static int upload_and_register(struct ib_ctx *ctx, struct aws_client *c,
 			struct ib_ctx sub;
 			ib_ctx_init_child(&sub, ctx, ctx->label);
 			if (aws_delete_snapshot(&sub, c, snap) < 0)
-				ib_log(ctx, IB_LOG_WARN, "cannot delete snapshot %s: %s", snap, sub.err);
+				ib_log(ctx, IB_LOG_WARN, "cannot delete snapshot %s: %s", snap,
+				       sub.err);
 			else
 				ib_log(ctx, IB_LOG_INFO, "deleted snapshot %s", snap);
 		}
@@ -124,8 +125,9 @@ void aws_lt_owned_init(struct aws_lt_owned *lt, const char *project, const char 
 {
 	memset(lt, 0, sizeof(*lt));
 	lt->base = xasprintf("%s-%s", project, role);
-	const char *t[] = {"Name",       lt->base, AWS_TAG_PROJECT, project, AWS_TAG_ROLE, role,
-	                   AWS_TAG_BACKUP, backup_value ? backup_value : "daily"};
+	const char *t[] = {
+	        "Name",       lt->base, AWS_TAG_PROJECT, project,
+	        AWS_TAG_ROLE, role,     AWS_TAG_BACKUP,  backup_value ? backup_value : "daily"};
 	memcpy(lt->tags, t, sizeof(t));
 	lt->spec = (struct aws_lt_spec){name, ami, instance_type, user_data, gib, lt->tags, 4};
 }

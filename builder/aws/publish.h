@@ -17,7 +17,7 @@
 #define AWS_TAG_BACKUP   "imgbuild:backup"
 
 struct aws_lt_spec {
-	const char *name;          /* launch template name */
+	const char *name; /* launch template name */
 	const char *ami;
 	const char *instance_type; /* e.g. t3.medium */
 	const char *user_data;     /* plain text (cloud-init), base64-encoded when sent; or NULL */
@@ -70,7 +70,7 @@ struct aws_publish_result {
 	char *lt_name;
 	struct aws_lt_owned lt; /* what the template says (for the Terraform file) */
 	long lt_version;
-	int lt_changed;   /* a template or version was created */
+	int lt_changed; /* a template or version was created */
 	uint64_t volume_gib;
 	double seconds;
 };

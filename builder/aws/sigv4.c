@@ -324,7 +324,8 @@ int aws_sigv4_sign(const struct aws_sig_request *r, const struct aws_sig_params 
 		nh++;
 		if (p->flags & AWS_SIG_BODY_HEADER) {
 			out_header(out, "x-amz-content-sha256", payload);
-			h[nh] = (struct chdr){xstrdup("x-amz-content-sha256"), xstrdup(payload), nh};
+			h[nh] = (struct chdr){xstrdup("x-amz-content-sha256"), xstrdup(payload),
+			                      nh};
 			nh++;
 		}
 	}
@@ -387,7 +388,8 @@ int aws_sigv4_sign(const struct aws_sig_request *r, const struct aws_sig_params 
 	out->canonical_request = sb_take(&creq);
 	out->string_to_sign = xasprintf(ALGORITHM "\n%s\n%s\n%s", amzdate, scope, creq_hash);
 
-	/* kSigning = HMAC(HMAC(HMAC(HMAC("AWS4" + secret, date), region), service), "aws4_request") */
+	/* kSigning = HMAC(HMAC(HMAC(HMAC("AWS4" + secret, date), region), service), "aws4_request")
+	 */
 	unsigned char k[32], k2[32];
 	_cleanup_free_ char *k0 = xasprintf("AWS4%s", p->creds.secret_key);
 	hmac(k0, strlen(k0), date, k);

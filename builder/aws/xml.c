@@ -90,7 +90,8 @@ static int check_chars(struct parser *p)
 
 static int is_name_start(unsigned char c)
 {
-	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || c == ':' || c >= 0x80;
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || c == ':' ||
+	       c >= 0x80;
 }
 
 static int is_name_char(unsigned char c)
@@ -190,7 +191,7 @@ static int parse_entity(struct parser *p, struct strbuf *sb)
 		unsigned long cp = 0;
 		for (; i < el; i++) {
 			char c = e[i];
-			int d = c >= '0' && c <= '9'                ? c - '0'
+			int d = c >= '0' && c <= '9'          ? c - '0'
 			        : hex && c >= 'a' && c <= 'f' ? c - 'a' + 10
 			        : hex && c >= 'A' && c <= 'F' ? c - 'A' + 10
 			                                      : -1;
@@ -201,8 +202,8 @@ static int parse_entity(struct parser *p, struct strbuf *sb)
 				return fail(p, at, "character reference out of range");
 		}
 		/* XML 1.0 Char: no NUL, no other controls, no surrogates, no FFFE/FFFF. */
-		if ((cp < 0x20 && cp != 9 && cp != 10 && cp != 13) || (cp >= 0xd800 && cp <= 0xdfff) ||
-		    cp == 0xfffe || cp == 0xffff)
+		if ((cp < 0x20 && cp != 9 && cp != 10 && cp != 13) ||
+		    (cp >= 0xd800 && cp <= 0xdfff) || cp == 0xfffe || cp == 0xffff)
 			return fail(p, at, "character reference to a forbidden character");
 		put_utf8(sb, (unsigned)cp);
 		p->pos = (size_t)(semi - p->s) + 1;
@@ -370,7 +371,8 @@ static int parse_content(struct parser *p, struct xml_node *n, unsigned depth, s
 			}
 			skip_space(p);
 			if (p->pos >= p->len || p->s[p->pos] != '>') {
-				r = fail(p, p->pos, "expected '>' to end </%.*s>", (int)el, p->s + es);
+				r = fail(p, p->pos, "expected '>' to end </%.*s>", (int)el,
+				         p->s + es);
 				break;
 			}
 			p->pos++;

@@ -13,8 +13,8 @@
 #include "util/ctx.h"
 
 struct xml_node {
-	char *name;                /* as written, prefix included ("Response", "ns:x") */
-	char *text;                /* character data directly inside, decoded; never NULL */
+	char *name; /* as written, prefix included ("Response", "ns:x") */
+	char *text; /* character data directly inside, decoded; never NULL */
 	size_t text_len;
 	struct xml_node *children; /* child elements in document order */
 	size_t n;

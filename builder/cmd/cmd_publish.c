@@ -9,7 +9,7 @@
 #include "util/json.h"
 #include "util/jsonr.h"
 
-#define MAX_MANIFEST (64u << 20)
+#define MAX_MANIFEST          (64u << 20)
 #define DEFAULT_INSTANCE_TYPE "t3.medium"
 
 /* What one role publishes from, checked before any request is sent. */
@@ -104,8 +104,7 @@ static double env_num(const char *name, double dflt)
 	return *end || d <= 0 ? dflt : d;
 }
 
-static void print_summary(struct cli *cli, const struct aws_client *c, struct role_in *ri,
-                          size_t n)
+static void print_summary(struct cli *cli, const struct aws_client *c, struct role_in *ri, size_t n)
 {
 	struct rusage ru;
 	long peak = getrusage(RUSAGE_SELF, &ru) == 0 ? ru.ru_maxrss : 0;
@@ -122,7 +121,10 @@ static void print_summary(struct cli *cli, const struct aws_client *c, struct ro
 			const struct aws_publish_result *r = &ri[i].res;
 			json_obj_begin(&j, NULL);
 			json_str(&j, "role", ri[i].role);
-			json_str(&j, "result", ri[i].rc < 0 ? "failed" : r->reused ? "reused" : "published");
+			json_str(&j, "result",
+			         ri[i].rc < 0 ? "failed"
+			         : r->reused  ? "reused"
+			                      : "published");
 			if (ri[i].rc < 0)
 				json_str(&j, "error", ri[i].err);
 			json_str(&j, "manifest_sha256", ri[i].manifest_sha);
@@ -180,10 +182,13 @@ static void print_summary(struct cli *cli, const struct aws_client *c, struct ro
 		if (r->lt_id)
 			snprintf(lt, sizeof(lt), "%s v%ld", r->lt_id, r->lt_version);
 		printf("%-10s %-9s %-22s %-24s %-14s %8s %s\n", ri[i].role,
-		       ri[i].rc < 0 ? "FAILED" : r->reused ? "reused" : "published",
+		       ri[i].rc < 0 ? "FAILED"
+		       : r->reused  ? "reused"
+		                    : "published",
 		       r->ami ? r->ami : "-", r->snapshot ? r->snapshot : "-", blocks, speed, lt);
 		for (size_t k = 0; k < r->n_copies; k++)
-			printf("%-10s %-9s %-22s %s\n", "", "copy", r->copies[k].ami, r->copies[k].region);
+			printf("%-10s %-9s %-22s %s\n", "", "copy", r->copies[k].ami,
+			       r->copies[k].region);
 	}
 	pthread_mutex_unlock(&cli->out_lock);
 }
@@ -222,8 +227,7 @@ static int write_tf(struct cli *cli, const struct ib_project *p, const char *out
 	return r;
 }
 
-static int publish_roles(struct cli *cli, struct ib_project *p, const char *const *roles,
-                         size_t n)
+static int publish_roles(struct cli *cli, struct ib_project *p, const char *const *roles, size_t n)
 {
 	struct ib_ctx *ctx = &cli->ctx;
 	_cleanup_free_ char *out = cli->out ? ib_abspath(cli->out) : xstrdup(p->output_dir);
@@ -246,7 +250,8 @@ static int publish_roles(struct cli *cli, struct ib_project *p, const char *cons
 	if (r < 0)
 		goto done;
 	char *who = aws_config_describe(&cfg);
-	ib_log(ctx, IB_LOG_INFO, "AWS: %s%s", who, cli->dry_run ? " (dry run: nothing is sent)" : "");
+	ib_log(ctx, IB_LOG_INFO, "AWS: %s%s", who,
+	       cli->dry_run ? " (dry run: nothing is sent)" : "");
 	free(who);
 
 	struct aws_client c;
@@ -272,10 +277,12 @@ static int publish_roles(struct cli *cli, struct ib_project *p, const char *cons
 		        .upload = {.concurrency = cli->concurrency,
 		                   .skip_holes = cli->skip_holes,
 		                   .block_timeout_ms =
-		                           (long)(env_num("IMGBUILD_AWS_REQUEST_TIMEOUT", 30) * 1000)},
+		                           (long)(env_num("IMGBUILD_AWS_REQUEST_TIMEOUT", 30) *
+		                                  1000)},
 		        .copy_to = cli->copy_to ? (const char *const *)cli->copy_to->v : NULL,
 		        .n_copy_to = cli->copy_to ? cli->copy_to->n : 0,
-		        .instance_type = cli->instance_type ? cli->instance_type : DEFAULT_INSTANCE_TYPE,
+		        .instance_type =
+		                cli->instance_type ? cli->instance_type : DEFAULT_INSTANCE_TYPE,
 		        .user_data = ri[i].sd.user_data,
 		        .backup_value = backup,
 		        .wait_timeout_s = env_num("IMGBUILD_AWS_WAIT_SECONDS", 1800),
@@ -288,7 +295,8 @@ static int publish_roles(struct cli *cli, struct ib_project *p, const char *cons
 				cli_message(cli, "imgbuild: error: publishing '%s': %s", ri[i].role,
 				            rc.err);
 			else
-				r = ib_error(ctx, -ri[i].rc, "publishing '%s': %s", ri[i].role, rc.err);
+				r = ib_error(ctx, -ri[i].rc, "publishing '%s': %s", ri[i].role,
+				             rc.err);
 		}
 	}
 	/* The files say what the API was told; a dry run writes nothing. */
@@ -316,8 +324,8 @@ int cmd_publish(struct cli *cli, int argc, char **argv)
 	for (int i = 1; i < argc && r == 0; i++) {
 		const struct ib_role *role = ib_project_find_role(p, argv[i]);
 		if (!role)
-			r = ib_error(&cli->ctx, IB_E_USAGE, "unknown role '%s' (see 'imgbuild list')",
-			             argv[i]);
+			r = ib_error(&cli->ctx, IB_E_USAGE,
+			             "unknown role '%s' (see 'imgbuild list')", argv[i]);
 		else if (role->abstract)
 			r = ib_error(&cli->ctx, IB_E_USAGE,
 			             "role '%s' is abstract: it has no image to publish", argv[i]);
@@ -348,7 +356,8 @@ int cmd_all_target(struct cli *cli, int argc, char **argv)
 	}
 	if (!streq(cli->target, "ami"))
 		return ib_error(&cli->ctx, IB_E_USAGE,
-		                "bad value '%s' for --target: the only target is 'ami'", cli->target);
+		                "bad value '%s' for --target: the only target is 'ami'",
+		                cli->target);
 	int r = cmd_all(cli, argc, argv);
 	if (r < 0)
 		return r;

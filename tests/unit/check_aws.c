@@ -141,8 +141,10 @@ START_TEST(test_upload_dry_run)
 	const char *t = sb_str(&captured);
 	ck_assert_ptr_null(strstr(t, "DoNotPrint"));
 	ck_assert_ptr_nonnull(strstr(t, "\"VolumeSize\":1"));
-	ck_assert_ptr_nonnull(strstr(t, "\"Tags\":[{\"Key\":\"imgbuild:role\",\"Value\":\"worker\"}]"));
-	ck_assert_ptr_nonnull(strstr(t, "PUT http://127.0.0.1:9/snapshots/snap-dry-run/blocks/7\n"));
+	ck_assert_ptr_nonnull(
+	        strstr(t, "\"Tags\":[{\"Key\":\"imgbuild:role\",\"Value\":\"worker\"}]"));
+	ck_assert_ptr_nonnull(
+	        strstr(t, "PUT http://127.0.0.1:9/snapshots/snap-dry-run/blocks/7\n"));
 	ck_assert_ptr_nonnull(strstr(t, "x-amz-Data-Length: 524288\n"));
 	ck_assert_ptr_nonnull(strstr(t, "X-Amz-Content-SHA256: UNSIGNED-PAYLOAD\n"));
 	ck_assert_ptr_nonnull(strstr(t, "x-amz-ChangedBlocksCount: 8\n"));
@@ -150,7 +152,8 @@ START_TEST(test_upload_dry_run)
 	_cleanup_free_ char *agg = xasprintf("x-amz-Checksum: %s\n", want);
 	ck_assert_ptr_nonnull(strstr(t, agg));
 	/* The written-zero block's checksum is that of zeros. */
-	ck_assert_ptr_nonnull(strstr(t, "x-amz-Checksum: B4VNL+8pega6gWheZgwzLeNtXRjVRpJ9MNqtbX/aFUE="));
+	ck_assert_ptr_nonnull(
+	        strstr(t, "x-amz-Checksum: B4VNL+8pega6gWheZgwzLeNtXRjVRpJ9MNqtbX/aFUE="));
 	aws_upload_result_release(&res);
 
 	/* --skip-holes: the hole (blocks 2-5) is left out, the written zeros are not. */
@@ -183,9 +186,9 @@ START_TEST(test_register_request)
 	ib_ctx_init(&ctx);
 	const char *tags[] = {"imgbuild:role", "worker", "Name", "a b&c"};
 	char *ami = NULL;
-	ck_assert_int_eq(aws_register_image(&ctx, &cl, "p-worker-0123", "desc", "snap-1", 3, tags,
-	                                    2, &ami),
-	                 0);
+	ck_assert_int_eq(
+	        aws_register_image(&ctx, &cl, "p-worker-0123", "desc", "snap-1", 3, tags, 2, &ami),
+	        0);
 	ck_assert_str_eq(ami, "ami-dry-run");
 	free(ami);
 	ck_assert_msg(strstr(sb_str(&captured),
@@ -205,8 +208,9 @@ START_TEST(test_register_request)
 	                     "&TagSpecification.1.Tag.2.Value=a%20b%26c\n") != NULL,
 	              "%s", sb_str(&captured));
 	ck_assert_ptr_nonnull(strstr(sb_str(&captured), "POST http://127.0.0.1:9/\n"));
-	ck_assert_ptr_nonnull(strstr(sb_str(&captured),
-	                             "Content-Type: application/x-www-form-urlencoded; charset=utf-8"));
+	ck_assert_ptr_nonnull(
+	        strstr(sb_str(&captured),
+	               "Content-Type: application/x-www-form-urlencoded; charset=utf-8"));
 	ck_assert_ptr_nonnull(strstr(sb_str(&captured), "/eu-west-1/ec2/aws4_request"));
 	aws_config_release(&cfg);
 }
@@ -274,21 +278,23 @@ START_TEST(test_judge)
 	        {CURLE_OK, 503, "", "", 0, AWS_RETRY, NULL},
 	        {CURLE_OK, 500, "", "<html>oops</html>", 0, AWS_RETRY, NULL},
 	        {CURLE_OK, 429, "", "", 0, AWS_RETRY, NULL},
-	        {CURLE_OK, 400, "x-amzn-ErrorType: ThrottlingException:http://internal.amazon.com/\n",
+	        {CURLE_OK, 400,
+	         "x-amzn-ErrorType: ThrottlingException:http://internal.amazon.com/\n",
 	         "{\"Message\":\"slow down\"}", 0, AWS_RETRY, "ThrottlingException"},
 	        {CURLE_OK, 400, "",
 	         "<Response><Errors><Error><Code>RequestLimitExceeded</Code><Message>m</Message>"
 	         "</Error></Errors></Response>",
 	         0, AWS_RETRY, "RequestLimitExceeded"},
-	        {CURLE_OK, 503, "", "<Error><Code>SlowDown</Code></Error>", 0, AWS_RETRY, "SlowDown"},
+	        {CURLE_OK, 503, "", "<Error><Code>SlowDown</Code></Error>", 0, AWS_RETRY,
+	         "SlowDown"},
 	        {CURLE_OK, 400, "",
 	         "<Response><Errors><Error><Code>InvalidParameterValue</Code><Message>bad</Message>"
 	         "</Error></Errors></Response>",
 	         0, AWS_FAILED, "InvalidParameterValue"},
-	        {CURLE_OK, 404, "", "{\"__type\":\"ResourceNotFoundException\",\"Message\":\"x\"}", 0,
-	         AWS_FAILED, "ResourceNotFoundException"},
-	        {CURLE_OK, 404, "", "{\"__type\":\"ResourceNotFoundException\",\"Message\":\"x\"}", 1,
-	         AWS_RETRY, "ResourceNotFoundException"},
+	        {CURLE_OK, 404, "", "{\"__type\":\"ResourceNotFoundException\",\"Message\":\"x\"}",
+	         0, AWS_FAILED, "ResourceNotFoundException"},
+	        {CURLE_OK, 404, "", "{\"__type\":\"ResourceNotFoundException\",\"Message\":\"x\"}",
+	         1, AWS_RETRY, "ResourceNotFoundException"},
 	        {CURLE_OK, 400, "", "{\"__type\":\"com.amazon.coral#ValidationException\"}", 0,
 	         AWS_FAILED, "ValidationException"},
 	        {CURLE_OK, 403, "", "<not xml", 0, AWS_FAILED, NULL},
@@ -301,13 +307,13 @@ START_TEST(test_judge)
 		struct aws_resp out = {0};
 		char why[512];
 		enum aws_verdict v =
-		        aws_judge(&call, cases[i].res, cases[i].status, cases[i].headers, cases[i].body,
-		                  strlen(cases[i].body), &out, why, sizeof(why));
+		        aws_judge(&call, cases[i].res, cases[i].status, cases[i].headers,
+		                  cases[i].body, strlen(cases[i].body), &out, why, sizeof(why));
 		ck_assert_msg(v == cases[i].want, "case %zu: verdict %d, want %d (%s)", i, v,
 		              cases[i].want, why);
 		if (cases[i].code)
-			ck_assert_msg(out.code && streq(out.code, cases[i].code), "case %zu: code %s", i,
-			              out.code ? out.code : "(none)");
+			ck_assert_msg(out.code && streq(out.code, cases[i].code),
+			              "case %zu: code %s", i, out.code ? out.code : "(none)");
 		ck_assert_ptr_null(strchr(why, '\n'));
 		aws_resp_release(&out);
 	}
@@ -329,9 +335,10 @@ START_TEST(test_backoff_and_redaction)
 		ck_assert_int_ge(aws_backoff_ms(&cl, a, 1), (a == 1 ? 250 : d / 2));
 	}
 	struct curl_slist *h = NULL;
-	h = curl_slist_append(h, "Authorization: AWS4-HMAC-SHA256 Credential=AKIAUNITTEST00001234/"
-	                         "20260101/eu-west-1/ec2/aws4_request, SignedHeaders=host;x-amz-date, "
-	                         "Signature=0123456789abcdef");
+	h = curl_slist_append(h,
+	                      "Authorization: AWS4-HMAC-SHA256 Credential=AKIAUNITTEST00001234/"
+	                      "20260101/eu-west-1/ec2/aws4_request, SignedHeaders=host;x-amz-date, "
+	                      "Signature=0123456789abcdef");
 	h = curl_slist_append(h, "X-Amz-Security-Token: unitTokenDoNotPrint");
 	h = curl_slist_append(h, "Expect:");
 	const char body[] = "Action=X&Secret=unitSecretDoNotPrint";
@@ -367,7 +374,8 @@ END_TEST
 START_TEST(test_terraform)
 {
 	struct aws_lt_owned a, b;
-	aws_lt_owned_init(&a, "proj", "worker", "daily", "proj-worker", "ami-2", "t3.medium", "x", 3);
+	aws_lt_owned_init(&a, "proj", "worker", "daily", "proj-worker", "ami-2", "t3.medium", "x",
+	                  3);
 	aws_lt_owned_init(&b, "proj", "2nd", "daily", "proj-2nd", "ami-3", "t3.medium", NULL, 1);
 	struct aws_lt_spec specs[] = {a.spec, b.spec};
 	const char *keys[] = {"worker", "2nd"};

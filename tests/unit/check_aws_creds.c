@@ -15,15 +15,24 @@ static void setup(void)
 {
 	tu_setup();
 	static const char *const vars[] = {
-	        "AWS_ACCESS_KEY_ID",          "AWS_SECRET_ACCESS_KEY",
-	        "AWS_SESSION_TOKEN",          "AWS_REGION",
-	        "AWS_DEFAULT_REGION",         "AWS_PROFILE",
-	        "AWS_DEFAULT_PROFILE",        "AWS_SHARED_CREDENTIALS_FILE",
-	        "AWS_CONFIG_FILE",            "AWS_ENDPOINT_URL",
-	        "AWS_ENDPOINT_URL_EC2",       "AWS_ENDPOINT_URL_EBS",
-	        "AWS_EC2_METADATA_DISABLED",  "AWS_EC2_METADATA_SERVICE_ENDPOINT",
-	        "http_proxy",                 "HTTP_PROXY",
-	        "all_proxy",                  "ALL_PROXY",
+	        "AWS_ACCESS_KEY_ID",
+	        "AWS_SECRET_ACCESS_KEY",
+	        "AWS_SESSION_TOKEN",
+	        "AWS_REGION",
+	        "AWS_DEFAULT_REGION",
+	        "AWS_PROFILE",
+	        "AWS_DEFAULT_PROFILE",
+	        "AWS_SHARED_CREDENTIALS_FILE",
+	        "AWS_CONFIG_FILE",
+	        "AWS_ENDPOINT_URL",
+	        "AWS_ENDPOINT_URL_EC2",
+	        "AWS_ENDPOINT_URL_EBS",
+	        "AWS_EC2_METADATA_DISABLED",
+	        "AWS_EC2_METADATA_SERVICE_ENDPOINT",
+	        "http_proxy",
+	        "HTTP_PROXY",
+	        "all_proxy",
+	        "ALL_PROXY",
 	};
 	for (size_t i = 0; i < ARRAY_SIZE(vars); i++)
 		unsetenv(vars[i]);
@@ -87,17 +96,16 @@ START_TEST(test_environment)
 }
 END_TEST
 
-static const char *const CREDS_FILE =
-        "# shared credentials\n"
-        "[default]\n"
-        "aws_access_key_id = AKIADEFAULT00000001\n"
-        "aws_secret_access_key = defaultSecret\n"
-        "\n"
-        "[dev]\n"
-        "; a comment\n"
-        "aws_access_key_id=AKIADEV000000000002\n"
-        "aws_secret_access_key =   devSecret  \n"
-        "aws_session_token = devToken\n";
+static const char *const CREDS_FILE = "# shared credentials\n"
+                                      "[default]\n"
+                                      "aws_access_key_id = AKIADEFAULT00000001\n"
+                                      "aws_secret_access_key = defaultSecret\n"
+                                      "\n"
+                                      "[dev]\n"
+                                      "; a comment\n"
+                                      "aws_access_key_id=AKIADEV000000000002\n"
+                                      "aws_secret_access_key =   devSecret  \n"
+                                      "aws_session_token = devToken\n";
 
 static const char *const CONFIG_FILE = "[default]\n"
                                        "region = eu-central-1\n"
@@ -244,8 +252,8 @@ static void imds_start(const char *extra)
 	ck_assert_int_ge(pid, 0);
 	if (pid == 0) {
 		prctl(PR_SET_PDEATHSIG, SIGTERM);
-		execlp("python3", "python3", script, "--port-file", "imds.port", "--log", "imds.log",
-		       extra ? extra : "--region=eu-north-1", (char *)NULL);
+		execlp("python3", "python3", script, "--port-file", "imds.port", "--log",
+		       "imds.log", extra ? extra : "--region=eu-north-1", (char *)NULL);
 		_exit(127);
 	}
 	imds_pid = pid;

@@ -34,7 +34,8 @@ START_TEST(test_describe_images)
 	        "    <item>\n"
 	        "      <imageId>ami-1a2b3c4d</imageId>\n"
 	        "      <imageState>available</imageState>\n"
-	        "      <name>a &amp; b &lt;c&gt; &quot;d&quot; &apos;e&apos; &#65;&#x42;&#xe9;</name>\n"
+	        "      <name>a &amp; b &lt;c&gt; &quot;d&quot; &apos;e&apos; "
+	        "&#65;&#x42;&#xe9;</name>\n"
 	        "      <description><![CDATA[<raw> & text]]></description>\n"
 	        "      <!-- a comment -->\n"
 	        "      <tagSet><item><key>role</key><value>worker</value></item>"
@@ -50,8 +51,7 @@ START_TEST(test_describe_images)
 	ck_assert_uint_eq(set->n, 2);
 	ck_assert_str_eq(xml_text(&set->children[0], "imageId"), "ami-1a2b3c4d");
 	ck_assert_str_eq(xml_text(&set->children[1], "imageId"), "ami-2");
-	ck_assert_str_eq(xml_text(n, "imagesSet/item/name"),
-	                 "a & b <c> \"d\" 'e' AB\xc3\xa9");
+	ck_assert_str_eq(xml_text(n, "imagesSet/item/name"), "a & b <c> \"d\" 'e' AB\xc3\xa9");
 	ck_assert_str_eq(xml_text(n, "imagesSet/item/description"), "<raw> & text");
 	const struct xml_node *tags = xml_path(n, "imagesSet/item/tagSet");
 	ck_assert_uint_eq(tags->n, 2);
@@ -114,8 +114,8 @@ START_TEST(test_refused)
 	        {"<r><?pi never closed</r>", "unterminated processing instruction"},
 	        {"<r>\x01</r>", "control character"},
 	        {"<r>\xc3\x28</r>", "invalid UTF-8"},
-	        {"<r>\xc0\xaf</r>", "invalid UTF-8"},          /* overlong */
-	        {"<r>\xed\xa0\x80</r>", "invalid UTF-8"},      /* surrogate */
+	        {"<r>\xc0\xaf</r>", "invalid UTF-8"},     /* overlong */
+	        {"<r>\xed\xa0\x80</r>", "invalid UTF-8"}, /* surrogate */
 	        {"<r>\xe2\x82</r>", "invalid UTF-8"},
 	        {"<r>\xe2", "truncated UTF-8"},
 	        {"<r", "unterminated start tag"},

@@ -182,8 +182,8 @@ static int compare(const char *dir, const char *variant, const struct parsed *r,
 	/* The signed request as this signer would send it. */
 	struct strbuf sreq = STRBUF_INIT;
 	if (query)
-		sb_addf(&sreq, "%s %s%s%s%s%s %s\n", r->method, r->path, "?", r->query ? r->query : "",
-		        r->query ? "&" : "", res->query_add, r->version);
+		sb_addf(&sreq, "%s %s%s%s%s%s %s\n", r->method, r->path, "?",
+		        r->query ? r->query : "", r->query ? "&" : "", res->query_add, r->version);
 	else
 		sb_addf(&sreq, "%s %s %s\n", r->method, r->target, r->version);
 	for (size_t i = 0; i < r->raw_lines.n; i++)
@@ -208,8 +208,8 @@ static int compare(const char *dir, const char *variant, const struct parsed *r,
 			sb_addf(why, "  %s: missing %s\n", dir, name);
 			bad = 1;
 		} else if (wl != strlen(files[i].got) || memcmp(want, files[i].got, wl) != 0) {
-			sb_addf(why, "  %s: %s differs:\n--- expected\n%s\n--- got\n%s\n", dir, name,
-			        want, files[i].got);
+			sb_addf(why, "  %s: %s differs:\n--- expected\n%s\n--- got\n%s\n", dir,
+			        name, want, files[i].got);
 			bad = 1;
 		}
 	}
@@ -246,8 +246,8 @@ static int run_variant(const char *dir, const char *variant, struct strbuf *why)
 	const struct jsonr *cr = jsonr_get_type(cj, "credentials", JSONR_OBJECT);
 	const struct jsonr *b;
 	struct aws_sig_params p = {
-	        .creds = {jsonr_get_str(cr, "access_key_id"), jsonr_get_str(cr, "secret_access_key"),
-	                  jsonr_get_str(cr, "token")},
+	        .creds = {jsonr_get_str(cr, "access_key_id"),
+	                  jsonr_get_str(cr, "secret_access_key"), jsonr_get_str(cr, "token")},
 	        .region = jsonr_get_str(cj, "region"),
 	        .service = jsonr_get_str(cj, "service"),
 	};
@@ -281,8 +281,8 @@ static int run_variant(const char *dir, const char *variant, struct strbuf *why)
 	struct aws_hdr *h = xcalloc(r.names.n + 1, sizeof(*h));
 	for (size_t i = 0; i < r.names.n; i++)
 		h[i] = (struct aws_hdr){r.names.v[i], r.values.v[i]};
-	struct aws_sig_request sr = {r.method, r.path, r.query, h, r.names.n, r.body, r.body_len,
-	                             NULL};
+	struct aws_sig_request sr = {r.method,  r.path, r.query,    h,
+	                             r.names.n, r.body, r.body_len, NULL};
 	struct aws_sig_result res;
 	int bad = 0;
 	if (aws_sigv4_sign(&sr, &p, &res) < 0) {
@@ -356,14 +356,21 @@ START_TEST(test_ebs_put_block)
 	        {"x-amz-Data-Length", "524288"},
 	        {"X-Amz-Content-SHA256", "UNSIGNED-PAYLOAD"},
 	};
-	struct aws_sig_request r = {"PUT", "/snapshots/snap-0123/blocks/5", NULL, h, ARRAY_SIZE(h),
-	                            NULL, 0, "UNSIGNED-PAYLOAD"};
-	struct aws_sig_params p = {{"AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", "tok"},
-	                           "eu-west-1",
-	                           "ebs",
-	                           1440938160,
-	                           0,
-	                           0};
+	struct aws_sig_request r = {"PUT",
+	                            "/snapshots/snap-0123/blocks/5",
+	                            NULL,
+	                            h,
+	                            ARRAY_SIZE(h),
+	                            NULL,
+	                            0,
+	                            "UNSIGNED-PAYLOAD"};
+	struct aws_sig_params p = {
+	        {"AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", "tok"},
+	        "eu-west-1",
+	        "ebs",
+	        1440938160,
+	        0,
+	        0};
 	struct aws_sig_result res;
 	ck_assert_int_eq(aws_sigv4_sign(&r, &p, &res), 0);
 	ck_assert_str_eq(res.canonical_request,
@@ -382,8 +389,9 @@ START_TEST(test_ebs_put_block)
 	ck_assert_str_eq(res.headers[0].name, "X-Amz-Security-Token");
 	ck_assert_str_eq(res.headers[1].name, "X-Amz-Date");
 	ck_assert_str_eq(res.headers[2].name, "Authorization");
-	ck_assert_ptr_nonnull(strstr(res.headers[2].value,
-	                             "Credential=AKIDEXAMPLE/20150830/eu-west-1/ebs/aws4_request, "));
+	ck_assert_ptr_nonnull(
+	        strstr(res.headers[2].value,
+	               "Credential=AKIDEXAMPLE/20150830/eu-west-1/ebs/aws4_request, "));
 	aws_sig_result_release(&res);
 	/* No Host header: refused. */
 	r.headers = h + 1;
