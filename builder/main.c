@@ -213,8 +213,7 @@ static int parse_concurrency(struct cli *cli, const char *s)
 	long v = strtol(s, &end, 10);
 	if (errno || *end || v < 1 || v > 1024)
 		return ib_error(&cli->ctx, IB_E_USAGE,
-		                "bad value '%s' for --concurrency: expected a number from 1 to 1024",
-		                s);
+		                "bad value '%s' for --concurrency: expected 1 to 1024", s);
 	cli->concurrency = (int)v;
 	return 0;
 }

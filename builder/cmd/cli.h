@@ -33,11 +33,12 @@ enum {
 	OPT_DRY_RUN = 1 << 27,       /* --dry-run */
 	OPT_TARGET = 1 << 28,        /* --target ami */
 };
-#define OPT_AWS                                                                                    \
-	(OPT_REGION | OPT_ENDPOINT | OPT_PROFILE | OPT_CONCURRENCY | OPT_SKIP_HOLES | OPT_COPY_TO |  \
-	 OPT_INSTANCE_TYPE | OPT_DRY_RUN)
 #define OPT_COMMON (OPT_DIR | OPT_VERBOSE | OPT_QUIET | OPT_HELP)
 #define OPT_BUILD  (OPT_COMMON | OPT_OUT | OPT_JOBS | OPT_JSON | OPT_FORCE | OPT_OFFLINE | OPT_MIRROR)
+/* publish's options */
+#define OPT_AWS                                                                                    \
+	(OPT_REGION | OPT_ENDPOINT | OPT_PROFILE | OPT_CONCURRENCY | OPT_SKIP_HOLES |              \
+	 OPT_COPY_TO | OPT_INSTANCE_TYPE | OPT_DRY_RUN)
 
 struct cli {
 	const char *dir; /* -C */
@@ -51,6 +52,11 @@ struct cli {
 	int offline;        /* --offline: never touch the network */
 	const char *mirror; /* --mirror */
 	int all;            /* --all */
+	int tty; /* stderr is a terminal: draw progress bars */
+	struct ib_ctx ctx;
+	pthread_mutex_t out_lock;
+	int bar_active; /* a progress line is on screen and needs clearing */
+
 	/* publish */
 	const char *region;
 	const char *endpoint_url;
@@ -61,10 +67,6 @@ struct cli {
 	const char *instance_type;
 	int dry_run;
 	const char *target; /* all --target ami */
-	int tty; /* stderr is a terminal: draw progress bars */
-	struct ib_ctx ctx;
-	pthread_mutex_t out_lock;
-	int bar_active; /* a progress line is on screen and needs clearing */
 };
 
 struct command {
