@@ -19,6 +19,8 @@ const struct command commands[] = {
          OPT_COMMON | OPT_OFFLINE | OPT_MIRROR, 0},
         {"cache", cmd_cache, "ls|verify|prune", "list, verify or prune the download cache",
          OPT_COMMON | OPT_JSON | OPT_ALL, 0},
+        {"verify", cmd_verify, "IMAGE", "check an image read-only (libguestfs): boot, sealing, role",
+         OPT_COMMON | OPT_JSON | OPT_ROLE, 0},
         {"publish", cmd_publish, "[ROLE...]",
          "upload built images to AWS as AMIs with their launch templates",
          OPT_COMMON | OPT_OUT | OPT_JSON | OPT_AWS, 0},
@@ -42,6 +44,7 @@ const struct option_doc option_docs[] = {
         {OPT_OFFLINE, "--offline", "never touch the network; fail listing what is missing"},
         {OPT_MIRROR, "--mirror URL", "fetch artifacts and images from this mirror (or directory)"},
         {OPT_ALL, "--all", "cache prune: empty the whole download cache"},
+        {OPT_ROLE, "--role ROLE", "verify: also check what ROLE declares under checks:"},
         {OPT_TARGET, "--target ami", "all: then publish every role to AWS (see publish)"},
         {OPT_REGION, "--region REGION", "AWS region (default: AWS_REGION, the profile's)"},
         {OPT_ENDPOINT, "--endpoint-url URL", "send every AWS request to URL (moto, a proxy)"},
@@ -75,6 +78,7 @@ enum {
 	LONG_INSTANCE_TYPE,
 	LONG_DRY_RUN,
 	LONG_TARGET,
+	LONG_ROLE,
 };
 
 static const struct option long_opts[] = {
@@ -89,6 +93,7 @@ static const struct option long_opts[] = {
         {"offline", no_argument, NULL, LONG_OFFLINE},
         {"mirror", required_argument, NULL, LONG_MIRROR},
         {"all", no_argument, NULL, LONG_ALL},
+        {"role", required_argument, NULL, LONG_ROLE},
         {"region", required_argument, NULL, LONG_REGION},
         {"endpoint-url", required_argument, NULL, LONG_ENDPOINT},
         {"profile", required_argument, NULL, LONG_PROFILE},
@@ -313,6 +318,10 @@ int main(int argc, char **argv)
 		case LONG_ALL:
 			cli.all = 1;
 			used |= OPT_ALL;
+			break;
+		case LONG_ROLE:
+			cli.role = optarg;
+			used |= OPT_ROLE;
 			break;
 		case LONG_REGION:
 			cli.region = optarg;

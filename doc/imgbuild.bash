@@ -10,13 +10,14 @@ _imgbuild()
 	--mirror) COMPREPLY=($(compgen -d -- "$cur")); return ;;
 	--ssh-key) COMPREPLY=($(compgen -f -- "$cur")); return ;;
 	-j|--jobs|--hostname) COMPREPLY=(); return ;;
+	--role) COMPREPLY=($(compgen -W "$(imgbuild list --json 2>/dev/null | tr ',' '\n' | sed -n 's/.*"name":"\([^"]*\)".*/\1/p')" -- "$cur")); return ;;
 	--region|--endpoint-url|--profile|--concurrency|--copy-to|--instance-type) COMPREPLY=(); return ;;
 	--target) COMPREPLY=($(compgen -W ami -- "$cur")); return ;;
 	esac
 	cmd=""
 	for ((i = 1; i < COMP_CWORD; i++)); do
 		case "${COMP_WORDS[i]}" in
-		-C|-o|--output|-j|--jobs|--ssh-key|--hostname|--mirror) ((i++)) ;;
+		-C|-o|--output|-j|--jobs|--ssh-key|--hostname|--mirror|--role) ((i++)) ;;
 		--region|--endpoint-url|--profile|--concurrency|--copy-to|--instance-type|--target) ((i++)) ;;
 		-*) ;;
 		*) cmd=${COMP_WORDS[i]}; break ;;
@@ -41,6 +42,8 @@ _imgbuild()
 		COMPREPLY=($(compgen -W "$(imgbuild --list-commands 2>/dev/null)" -- "$cur")) ;;
 	cache)
 		COMPREPLY=($(compgen -W "ls verify prune" -- "$cur")) ;;
+	verify)
+		COMPREPLY=($(compgen -f -- "$cur")) ;;
 	esac
 }
 complete -F _imgbuild imgbuild

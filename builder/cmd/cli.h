@@ -22,6 +22,7 @@ enum {
 	OPT_OFFLINE = 1 << 10, /* --offline */
 	OPT_MIRROR = 1 << 11,  /* --mirror URL|DIR */
 	OPT_ALL = 1 << 12,     /* --all */
+	OPT_ROLE = 1 << 13,    /* --role ROLE */
 	/* publish (AWS); high bits, clear of the others' */
 	OPT_REGION = 1 << 20,        /* --region REGION */
 	OPT_ENDPOINT = 1 << 21,      /* --endpoint-url URL */
@@ -52,6 +53,7 @@ struct cli {
 	int offline;        /* --offline: never touch the network */
 	const char *mirror; /* --mirror */
 	int all;            /* --all */
+	const char *role;   /* --role */
 	int tty; /* stderr is a terminal: draw progress bars */
 	struct ib_ctx ctx;
 	pthread_mutex_t out_lock;
@@ -95,6 +97,7 @@ int cmd_seed(struct cli *cli, int argc, char **argv);
 int cmd_help(struct cli *cli, int argc, char **argv);
 int cmd_fetch(struct cli *cli, int argc, char **argv);
 int cmd_cache(struct cli *cli, int argc, char **argv);
+int cmd_verify(struct cli *cli, int argc, char **argv);
 int cmd_publish(struct cli *cli, int argc, char **argv);
 /* `all`, then `publish` with --target ami. */
 int cmd_all_target(struct cli *cli, int argc, char **argv);
