@@ -83,7 +83,7 @@ char *aws_format_request(const struct aws_client *c, const char *method, const c
 	sb_addf(&sb, "%s %s\n", method, url);
 	for (const struct curl_slist *h = headers; h; h = h->next) {
 		const char *s = h->data;
-		if (streq(s, "Expect:"))
+		if (streq(s, "Expect:") || streq(s, "Content-Type:"))
 			continue;
 		if (strncasecmp(s, "Authorization:", 14) == 0) {
 			/* The key id shortened, the signature withheld (it is a short-lived
@@ -181,6 +181,10 @@ int aws_prepare(struct ib_ctx *ctx, struct aws_client *c, const struct aws_call 
 	free(h);
 	/* Bodies go whole with their length: no "Expect: 100-continue" round trip. */
 	l = slist_add(l, "Expect:");
+	/* No body type unless the call has one: curl would say form-urlencoded for any POST,
+	 * unsigned, and a verifier that parses such a body sees another payload. */
+	if (!call->content_type)
+		l = slist_add(l, "Content-Type:");
 	ret->headers = l;
 	if (c->dry_run && c->on_request) {
 		_cleanup_free_ char *text = aws_format_request(c, call->method, ret->url, l,

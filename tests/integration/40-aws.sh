@@ -183,8 +183,9 @@ start_proxy() {
 	until [ -s "$T/proxy.port" ]; do i=$((i + 1)); [ $i -lt 50 ] || fail "proxy did not start"; sleep 0.1; done
 	PROXY=http://127.0.0.1:$(cat "$T/proxy.port")
 }
+# The proxy also recomputes every request's signature with botocore (moto checks none).
 start_proxy faults --throttle-every 7 --slowdown-every 11 --error500-every 13 --notfound-every 17 \
-	--stall-every 31 --stall-seconds 30 --ec2-throttle-every 4
+	--stall-every 31 --stall-seconds 30 --ec2-throttle-every 4 --verify-secret "$AWS_SECRET_ACCESS_KEY"
 manifest tooling 2
 t0=$(date +%s)
 IMGBUILD_AWS_REQUEST_TIMEOUT=2 expect_exit 0 "$bin" -C "$P" publish tooling --endpoint-url "$PROXY" --json --concurrency 16
@@ -198,11 +199,20 @@ done
 grep 'fault=[a-z0-9]* ' "$T/faults.log" | grep -v 'fault=- ' | grep -o 'PUT [^ ]*' | sort -u | while read -r _ path; do
 	grep -q "^PUT $path action=- attempt=2 fault=- status=201" "$T/faults.log" || fail "$path was not retried"
 done || exit 1
+! grep -q 'sig=bad' "$T/faults.log" || fail "requests with a bad signature: $(grep -c sig=bad "$T/faults.log")"
+signed=$(grep -c 'sig=ok' "$T/faults.log")
+[ "$signed" -gt "$blocks" ] || fail "only $signed requests had their signature checked"
 retries=$(field "$T/summary4.json" tooling block_retries)
 [ "$retries" -gt 0 ] || fail "no block retries counted"
 [ "$took" -lt 30 ] || fail "the stalls were not cut short by the request timeout (${took}s)"
 $CHECK blocks "$MOTO" "$(field "$T/summary4.json" tooling snapshot)" "$OUT/tooling.raw" || fail "read-back after faults"
 ok "faults: throttling, 503, 500, not-found, stalls and EC2 throttling retried ($retries block retries, ${took}s); blocks intact"
+ok "SigV4: all $signed requests (EC2, EBS, retries) verified by botocore"
+start_proxy badsig --verify-secret not-the-secret
+expect_exit 1 "$bin" -C "$P" publish tooling --endpoint-url "$PROXY"
+kill $PROXY_PID
+grep -q "SignatureDoesNotMatch" "$T/err" || fail "the signature check is not effective: $(cat "$T/err")"
+! grep -q DoNotPrint "$T/err" || fail "a secret in an error message"
 
 # ---- a failed RegisterImage leaves no snapshot behind ----
 start_proxy regfail --fail-action RegisterImage

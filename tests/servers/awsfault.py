@@ -12,12 +12,16 @@ Forwards every request to --upstream unchanged and copies the answer back, excep
                          visible just after StartSnapshot)
     --stall-every N      i % N == 5: read the request, then say nothing for --stall-seconds
                          and close (the client's per-request timeout must fire)
+  Every request, with --verify-secret SECRET: its SigV4 signature is recomputed by botocore
+  from the signed headers and the exact body; a mismatch is answered 403
+  SignatureDoesNotMatch and logged sig=bad (moto checks no signature by default, and its
+  own check cannot verify an empty-body POST such as CompleteSnapshot).
   EC2 Query API calls (POST with Action=...):
     --ec2-throttle-every N  the first attempt of every Nth EC2 call: 503 RequestLimitExceeded
     --fail-action NAME      every call of this action: 400 InvalidParameterValue
 
 Every request is logged to --log as one line:
-  <method> <path> action=<Action or -> attempt=<n> fault=<what or -> status=<code>
+  <method> <path> action=<Action or -> attempt=<n> fault=<what or -> status=<code> sig=<ok|bad|->
 Listens on 127.0.0.1, any port (written to --port-file). Exits on SIGTERM, when its parent
 dies, and after --max-seconds.
 """
@@ -41,6 +45,30 @@ ec2_calls = [0]
 tls = threading.local()
 
 BLOCK_RE = re.compile(r"^/snapshots/([^/]+)/blocks/(\d+)$")
+AUTH_RE = re.compile(r"^AWS4-HMAC-SHA256 Credential=([^/]+)/(\d{8})/([^/]+)/([^/]+)/aws4_request, "
+                     r"SignedHeaders=([^,]+), Signature=([0-9a-f]{64})$")
+
+
+def signature_ok(method, path, headers, body):
+    """Recompute the request's SigV4 signature with botocore, as AWS would."""
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+    m = AUTH_RE.match(headers.get("Authorization", ""))
+    if not m:
+        return False
+    akid, date, region, service, signed, sig = m.groups()
+    names = signed.split(";")
+    hdrs = {k: v for k, v in headers.items() if k.lower() in names}
+    if len(hdrs) != len(names) or not headers.get("X-Amz-Date", "").startswith(date):
+        return False
+    req = AWSRequest(method=method, url="http://" + headers["Host"] + path, data=body,
+                     headers=hdrs)
+    req.context["timestamp"] = headers["X-Amz-Date"]
+    auth = SigV4Auth(Credentials(akid, args.verify_secret, headers.get("X-Amz-Security-Token")),
+                     service, region)
+    canonical = auth.canonical_request(req)
+    return auth.signature(auth.string_to_sign(req, canonical), req) == sig
 
 
 def bump(key):
@@ -67,8 +95,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     def log(self, action, attempt, fault, status):
         with lock, open(args.log, "a") as f:
-            f.write("%s %s action=%s attempt=%d fault=%s status=%s\n" % (
-                self.command, self.path, action or "-", attempt, fault or "-", status))
+            f.write("%s %s action=%s attempt=%d fault=%s status=%s sig=%s\n" % (
+                self.command, self.path, action or "-", attempt, fault or "-", status,
+                self.sig))
 
     def reply(self, status, body, headers):
         data = body.encode()
@@ -98,6 +127,14 @@ class Handler(http.server.BaseHTTPRequestHandler):
         action = None
         fault = None
         attempt = 1
+        self.sig = "-"
+        if args.verify_secret:
+            self.sig = "ok" if signature_ok(self.command, self.path, self.headers, body) else "bad"
+            if self.sig == "bad":
+                self.log(None, 0, None, 403)
+                return self.reply(403, "<Response><Errors><Error><Code>SignatureDoesNotMatch"
+                                  "</Code><Message>signature mismatch (awsfault.py)</Message>"
+                                  "</Error></Errors></Response>", {"Content-Type": "text/xml"})
         m = BLOCK_RE.match(self.path)
         if self.command == "PUT" and m:
             attempt = bump(("block", m.group(1), int(m.group(2))))
@@ -195,6 +232,7 @@ def main():
         ap.add_argument("--%s-every" % name, type=int, default=0)
     ap.add_argument("--stall-seconds", type=float, default=30)
     ap.add_argument("--fail-action")
+    ap.add_argument("--verify-secret")
     ap.add_argument("--max-seconds", type=int, default=600)
     args = ap.parse_args()
     srv = Server(("127.0.0.1", 0), Handler)
