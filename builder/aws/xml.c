@@ -442,7 +442,7 @@ void xml_free(struct xml_node *n)
 int xml_parse_ex(const char *data, size_t len, const struct xml_limits *lim, struct xml_node **ret,
                  struct xml_error *err)
 {
-	struct xml_error dummy;
+	struct xml_error dummy = {0};
 	struct parser p = {.s = data, .len = len, .err = err ? err : &dummy};
 	memset(p.err, 0, sizeof(*p.err));
 	p.lim.max_size = lim && lim->max_size ? lim->max_size : DEFAULT_MAX_SIZE;
