@@ -13,8 +13,8 @@
 /* Set once a KVM launch failed in this process: later images go straight to TCG. */
 static int kvm_failed;
 
-/* Messages of the calls that fail are kept (bounded) only while launching: that failure
- * is reported as one error, while a check's failure is its own result. */
+/* Messages of the calls that fail are kept (bounded) while launching: that failure is
+ * reported as one error. Afterwards a failed call is a check's result. */
 static void on_error(guestfs_h *g, void *opaque, const char *msg)
 {
 	struct vctx *v = opaque;
@@ -130,6 +130,8 @@ int v_open(struct vctx *v, const char *format, int memsize_mb, unsigned flags)
 		                "cannot examine image '%s': the libguestfs appliance did not start "
 		                "(%s): %s",
 		                v->image, tcg ? "TCG" : "KVM", sb_str(&v->launch_err));
+	/* From here a failed call is a check's result, read with guestfs_last_error. */
+	guestfs_set_error_handler(v->g, NULL, NULL);
 	ib_log(v->ctx, IB_LOG_INFO, "verify: appliance up in %.1fs", v->rep->launch_seconds);
 	return 0;
 }
