@@ -346,6 +346,7 @@ int aws_call(struct ib_ctx *ctx, struct aws_client *c, const struct aws_call *ca
 {
 	memset(ret, 0, sizeof(*ret));
 	char why[1024] = "";
+	_cleanup_free_ char *where = aws_endpoint(c->cfg, call->service);
 	for (int attempt = 1;; attempt++) {
 		if (ib_interrupted)
 			return ib_error(ctx, IB_E_INTERRUPTED, "%s: interrupted", call->what);
@@ -394,8 +395,8 @@ int aws_call(struct ib_ctx *ctx, struct aws_client *c, const struct aws_call *ca
 		if (v == AWS_FAILED || attempt >= c->max_attempts) {
 			if (v == AWS_FAILED && call->soft_errors && ret->status > 0)
 				return 1;
-			int e = ib_error(ctx, IB_E_NETWORK, "%s: %s%s", call->what, why,
-			                 v == AWS_RETRY ? " (after retries)" : "");
+			int e = ib_error(ctx, IB_E_NETWORK, "%s at %s: %s%s", call->what, where,
+			                 why, v == AWS_RETRY ? " (after retries)" : "");
 			aws_resp_release(ret);
 			return e;
 		}

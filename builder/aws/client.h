@@ -60,7 +60,8 @@ void aws_resp_release(struct aws_resp *r);
 
 /* Perform call with retries. 0: a 2xx answer in *ret (dry run: status 0, empty body).
  * 1: an error answer that is not retried, with soft_errors set (ret->code says which).
- * Negative: failed, the message recorded ("<what>: <code>: <message> (HTTP 400)"). */
+ * Negative: failed, the message recorded ("<what> at <endpoint>: <code>: <message> (HTTP
+ * 400)"). */
 int aws_call(struct ib_ctx *ctx, struct aws_client *c, const struct aws_call *call,
              struct aws_resp *ret);
 
