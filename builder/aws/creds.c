@@ -146,6 +146,26 @@ int aws_config_load(struct ib_ctx *ctx, const struct aws_config_opts *o, struct 
 		}
 	}
 	if (!c.access_key && !o->allow_no_creds) {
+		/* Profiles that get their keys some other way: say so rather than "no keys". */
+		static const char *const other[] = {"role_arn", "credential_process", "sso_session",
+		                                    "sso_start_url", "web_identity_token_file"};
+		for (size_t i = 0; i < ARRAY_SIZE(other); i++) {
+			_cleanup_free_ char *val = NULL;
+			int f2 = 0;
+			if ((r = profile_get(ctx, creds_path, config_path, c.profile, other[i], 1,
+			                     &val, &f2)) < 0)
+				goto fail;
+			if (val) {
+				r = ib_error(
+				        ctx, IB_E_USAGE,
+				        "AWS profile '%s' gets its credentials through %s, which "
+				        "imgbuild does not support: export AWS_ACCESS_KEY_ID, "
+				        "AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN (e.g. from "
+				        "'aws configure export-credentials --format env')",
+				        c.profile, other[i]);
+				goto fail;
+			}
+		}
 		r = ib_error(
 		        ctx, IB_E_USAGE,
 		        "no AWS credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, "

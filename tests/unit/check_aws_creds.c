@@ -158,6 +158,12 @@ START_TEST(test_profiles)
 	_cleanup_free_ char *ep = aws_endpoint(&c, "ebs");
 	ck_assert_str_eq(ep, "http://127.0.0.1:5999");
 	aws_config_release(&c);
+	/* A profile that assumes a role: not supported, and said so. */
+	o.profile = "assumer";
+	tu_write(".aws/config", "[profile assumer]\nrole_arn = arn:aws:iam::1:role/x\n"
+	                        "source_profile = default\nregion = eu-west-1\n");
+	ck_assert_int_lt(load(&o, &c, err, sizeof(err)), 0);
+	ck_assert_ptr_nonnull(strstr(err, "gets its credentials through role_arn"));
 	/* A profile that exists nowhere is an error naming it and the files. */
 	o.profile = "nosuch";
 	ck_assert_int_lt(load(&o, &c, err, sizeof(err)), 0);
