@@ -295,12 +295,13 @@ int aws_sigv4_sign(const struct aws_sig_request *r, const struct aws_sig_params 
 	/* The headers that get signed: the caller's, plus ours in the header variant. */
 	size_t nh = r->n_headers;
 	struct chdr *h = xcalloc(nh + 4, sizeof(*h));
-	int have_host = 0;
+	int have_host = 0, have_token = 0;
 	for (size_t i = 0; i < r->n_headers; i++) {
 		h[i].name = lower(r->headers[i].name);
 		h[i].value = trim_value(r->headers[i].value);
 		h[i].order = i;
 		have_host |= streq(h[i].name, "host");
+		have_token |= streq(h[i].name, "x-amz-security-token");
 	}
 	if (!have_host) {
 		for (size_t i = 0; i < nh; i++) {
@@ -311,7 +312,9 @@ int aws_sigv4_sign(const struct aws_sig_request *r, const struct aws_sig_params 
 		return -1;
 	}
 	if (!query_mode) {
-		if (token) {
+		/* A request that already carries the token (signed as any header) gets no
+		 * second one. */
+		if (token && !have_token) {
 			out_header(out, "X-Amz-Security-Token", token);
 			if (sign_token) {
 				h[nh] = (struct chdr){xstrdup("x-amz-security-token"),
