@@ -348,7 +348,7 @@ int aws_call(struct ib_ctx *ctx, struct aws_client *c, const struct aws_call *ca
 	char why[1024] = "";
 	_cleanup_free_ char *where = aws_endpoint(c->cfg, call->service);
 	for (int attempt = 1;; attempt++) {
-		if (ib_interrupted)
+		if (ib_interrupted && !c->cleanup)
 			return ib_error(ctx, IB_E_INTERRUPTED, "%s: interrupted", call->what);
 		struct aws_prepared p;
 		int r = aws_prepare(ctx, c, call, &p);
@@ -392,7 +392,7 @@ int aws_call(struct ib_ctx *ctx, struct aws_client *c, const struct aws_call *ca
 		aws_prepared_release(&p);
 		if (v == AWS_DONE)
 			return 0;
-		if (v == AWS_FAILED || attempt >= c->max_attempts) {
+		if (v == AWS_FAILED || attempt >= (c->cleanup ? 3 : c->max_attempts)) {
 			if (v == AWS_FAILED && call->soft_errors && ret->status > 0)
 				return 1;
 			int e = ib_error(ctx, IB_E_NETWORK, "%s at %s: %s%s", call->what, where,

@@ -25,6 +25,9 @@ struct aws_client {
 	long retry_max_ms;       /* default 20000 */
 	long timeout_ms;         /* one attempt, whole exchange; default 60000 */
 	long connect_timeout_ms; /* default 5000 */
+	/* Cleaning up after a failure: go on after an interrupt (a snapshot left behind costs
+	 * money), with few attempts. */
+	int cleanup;
 	/* Counters (for summaries and tests). */
 	unsigned long requests, retries;
 };

@@ -212,7 +212,10 @@ int aws_delete_snapshot(struct ib_ctx *ctx, struct aws_client *c, const char *sn
 	struct strbuf form = STRBUF_INIT;
 	aws_form_add(&form, "SnapshotId", snap);
 	_cleanup_xml_ struct xml_node *x = NULL;
+	int was = c->cleanup;
+	c->cleanup = 1;
 	int r = aws_ec2(ctx, c, "DeleteSnapshot", &form, 0, &x, NULL);
+	c->cleanup = was;
 	sb_release(&form);
 	return r;
 }

@@ -300,7 +300,7 @@ static int publish_roles(struct cli *cli, struct ib_project *p, const char *cons
 		}
 	}
 	/* The files say what the API was told; a dry run writes nothing. */
-	if (!cli->dry_run) {
+	if (!cli->dry_run && !ib_interrupted) {
 		int w = write_tf(cli, p, out, ri, n, backup);
 		if (r == 0)
 			r = w;

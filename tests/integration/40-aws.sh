@@ -224,6 +224,26 @@ grep -q "action=DeleteSnapshot .*status=200" "$T/regfail.log" || fail "no Delete
 $CHECK no-orphans "$MOTO" us-east-1 "$(digest tooling)" || fail "orphans after a failed register"
 ok "failed RegisterImage: the snapshot was deleted, nothing orphaned"
 
+# ---- SIGINT mid-upload: out at once, the unfinished snapshot deleted ----
+start_proxy sigint --stall-every 1 --stall-seconds 60
+manifest base 2
+"$bin" -C "$P" publish base --endpoint-url "$PROXY" >"$T/out" 2>"$T/err" &
+pub=$!
+i=0
+until grep -q 'fault=stall' "$T/sigint.log" 2>/dev/null; do i=$((i + 1)); [ $i -lt 100 ] || fail "no upload started"; sleep 0.1; done
+t0=$(date +%s)
+kill -INT $pub
+wait $pub
+rc=$?
+took=$(( $(date +%s) - t0 ))
+kill $PROXY_PID
+[ $rc = 1 ] || fail "interrupted publish exited $rc: $(cat "$T/err")"
+[ $took -lt 10 ] || fail "interrupted publish took ${took}s to stop"
+grep -q "interrupted" "$T/err" || fail "interrupt: $(cat "$T/err")"
+grep -q "action=DeleteSnapshot .*status=200" "$T/sigint.log" || fail "no DeleteSnapshot after the interrupt"
+$CHECK no-orphans "$MOTO" us-east-1 "$(digest base)" || fail "orphans after an interrupt"
+ok "SIGINT mid-upload: stopped in ${took}s, the unfinished snapshot deleted"
+
 # ---- copies to more regions, found again by their tag ----
 manifest worker 4
 expect_exit 0 "$bin" -C "$P" publish worker --endpoint-url "$MOTO" --json --copy-to eu-west-1,eu-central-1
