@@ -1,4 +1,4 @@
-/* manifest.c: reading image indexes and manifests; choosing the linux/amd64 image. */
+/* oci_manifest.c: reading image indexes and manifests; choosing the linux/amd64 image. */
 #include "oci/oci_internal.h"
 #include "util/strbuf.h"
 

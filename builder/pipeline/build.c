@@ -48,7 +48,7 @@ struct job {
 	struct ib_supply supply; /* fetched artifacts and images, staged in work/supply */
 	char raw_sha256[65];     /* hashed on a thread while qemu-img converts */
 	int raw_hash_rc;
-	char raw_hash_err[1024];
+	char raw_hash_err[sizeof(((struct ib_ctx *)0)->err)];
 	double stage_t0;
 };
 
