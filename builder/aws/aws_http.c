@@ -1,4 +1,4 @@
-/* http.c: one bounded HTTP exchange with libcurl for the AWS client and instance metadata. */
+/* aws_http.c: one bounded HTTP exchange with libcurl for the AWS client and instance metadata. */
 #include <strings.h>
 
 #include "fetch/http_int.h"
