@@ -53,6 +53,7 @@ roles=$(cd "$P/images" && ls *.yaml | sed 's/\.yaml$//')
 OUT=$P/out
 mkdir -p "$OUT" "$T/home"
 
+ORIG_CACHE=${IMGBUILD_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/imgbuild}
 # Environment: only what the test sets (no ~/.aws, no instance metadata).
 for v in AWS_PROFILE AWS_DEFAULT_PROFILE AWS_CONFIG_FILE AWS_SHARED_CREDENTIALS_FILE \
 	AWS_ENDPOINT_URL AWS_DEFAULT_REGION http_proxy HTTP_PROXY https_proxy all_proxy; do unset $v; done
@@ -251,3 +252,21 @@ grep '"event":"summary"' "$T/out" >"$T/summary5.json"
 python3 -c "import json,sys; r=json.load(open(sys.argv[1]))['roles'][0]; c=r['copies']; assert set(c)=={'eu-west-1','eu-central-1'} and all(a.startswith('ami-') for a in c.values()), r" "$T/summary5.json" || fail "copies: $(cat "$T/summary5.json")"
 $CHECK image "$MOTO" eu-west-1 "$(digest worker)" "$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['roles'][0]['copies']['eu-west-1'])" "$T/summary5.json")" worker || fail "copy in eu-west-1"
 ok "copies to eu-west-1 and eu-central-1, available and tagged"
+
+# ---- all --target ami: the real images 10-build made (reused, not rebuilt), published ----
+IMG=$TOP/tests/tmp/images
+if [ -f "$IMG/out/base.manifest.json" ]; then
+	IMGBUILD_CACHE_DIR=$ORIG_CACHE expect_exit 0 "$bin" -C "$IMG" all --target ami \
+		--endpoint-url "$MOTO" --skip-holes --json
+	grep '"event":"summary"' "$T/out" | tail -1 >"$T/summary6.json"
+	python3 - "$T/summary6.json" <<'PY' || fail "all --target ami: $(cat "$T/summary6.json")"
+import json, sys
+s = json.load(open(sys.argv[1]))
+amis = {r["role"]: r.get("ami") for r in s["roles"]}
+assert set(amis) == {"base", "master", "tooling", "worker"}, amis
+assert all(a and a.startswith("ami-") for a in amis.values()), amis
+PY
+	ok "all --target ami: the four real role images published"
+else
+	fail "no images from 10-build in $IMG/out: all --target ami was not tried"
+fi
