@@ -4,39 +4,6 @@
 #include "fetch/http_int.h"
 #include "http.h"
 
-#define MAX_HEADERS (64 * 1024)
-
-size_t aws_mem_write(char *data, size_t size, size_t nmemb, void *userp)
-{
-	struct aws_membuf *m = userp;
-	size_t n = size * nmemb;
-	if (m->body.len + n > m->max) {
-		m->too_big = 1;
-		return 0; /* aborts the transfer */
-	}
-	sb_add(&m->body, data, n);
-	return n;
-}
-
-size_t aws_mem_header(char *data, size_t size, size_t nmemb, void *userp)
-{
-	struct aws_membuf *m = userp;
-	size_t n = size * nmemb;
-	/* Keep the last response's headers only (a "100 Continue" comes first). */
-	if (n >= 5 && strncmp(data, "HTTP/", 5) == 0)
-		sb_reset(&m->headers);
-	if (m->headers.len + n <= MAX_HEADERS) {
-		size_t l = n;
-		while (l > 0 && (data[l - 1] == '\n' || data[l - 1] == '\r'))
-			l--;
-		if (l > 0) {
-			sb_add(&m->headers, data, l);
-			sb_addc(&m->headers, '\n');
-		}
-	}
-	return n;
-}
-
 void aws_http_setup(CURL *e, long connect_timeout_ms, long timeout_ms, char *errbuf)
 {
 	errbuf[0] = '\0';
@@ -70,8 +37,9 @@ int aws_http_do(const struct aws_http_req *r, struct aws_http_resp *resp)
 {
 	ib_curl_init_once();
 	memset(resp, 0, sizeof(*resp));
-	struct aws_membuf m = {STRBUF_INIT, STRBUF_INIT,
-	                       r->max_response ? r->max_response : 16u << 20, 0};
+	struct ib_membuf m = {.body = STRBUF_INIT,
+	                      .headers = STRBUF_INIT,
+	                      .max = r->max_response ? r->max_response : 16u << 20};
 	char errbuf[CURL_ERROR_SIZE];
 	CURL *e = curl_easy_init();
 	if (!e)
@@ -94,9 +62,9 @@ int aws_http_do(const struct aws_http_req *r, struct aws_http_resp *resp)
 		if (!streq(r->method, "POST"))
 			curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, r->method);
 	}
-	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, aws_mem_write);
+	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, ib_mem_write);
 	curl_easy_setopt(e, CURLOPT_WRITEDATA, &m);
-	curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, aws_mem_header);
+	curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, ib_mem_header);
 	curl_easy_setopt(e, CURLOPT_HEADERDATA, &m);
 	resp->res = curl_easy_perform(e);
 	curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &resp->status);

@@ -169,7 +169,7 @@ struct slot {
 	double start_at;
 	CURL *easy;
 	struct aws_prepared prep;
-	struct aws_membuf resp;
+	struct ib_membuf resp;
 	char b64[45];
 	char errbuf[CURL_ERROR_SIZE];
 };
@@ -281,9 +281,9 @@ static int slot_start(struct pump *p, struct slot *s)
 	curl_easy_setopt(s->easy, CURLOPT_CUSTOMREQUEST, "PUT");
 	curl_easy_setopt(s->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)AWS_EBS_BLOCK);
 	curl_easy_setopt(s->easy, CURLOPT_POSTFIELDS, s->buf);
-	curl_easy_setopt(s->easy, CURLOPT_WRITEFUNCTION, aws_mem_write);
+	curl_easy_setopt(s->easy, CURLOPT_WRITEFUNCTION, ib_mem_write);
 	curl_easy_setopt(s->easy, CURLOPT_WRITEDATA, &s->resp);
-	curl_easy_setopt(s->easy, CURLOPT_HEADERFUNCTION, aws_mem_header);
+	curl_easy_setopt(s->easy, CURLOPT_HEADERFUNCTION, ib_mem_header);
 	curl_easy_setopt(s->easy, CURLOPT_HEADERDATA, &s->resp);
 	curl_easy_setopt(s->easy, CURLOPT_PRIVATE, s);
 	p->c->requests++;

@@ -41,12 +41,4 @@ void aws_http_resp_release(struct aws_http_resp *resp);
 /* The value of header name in a header block (case-insensitive), or NULL. Caller frees. */
 char *aws_http_header(const char *headers, const char *name);
 
-/* Write callbacks for libcurl collecting a bounded body and the last response's headers. */
-struct aws_membuf {
-	struct strbuf body;
-	struct strbuf headers;
-	size_t max;
-	int too_big;
-};
-size_t aws_mem_write(char *data, size_t size, size_t nmemb, void *userp);
-size_t aws_mem_header(char *data, size_t size, size_t nmemb, void *userp);
+

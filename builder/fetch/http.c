@@ -154,16 +154,9 @@ char *ib_url_basename(const char *url)
 
 /* ---- small GETs into memory ---- */
 
-struct membuf {
-	struct strbuf body;
-	size_t max;
-	int too_big;
-	struct strbuf headers;
-};
-
-static size_t mem_write(char *data, size_t size, size_t nmemb, void *userp)
+size_t ib_mem_write(char *data, size_t size, size_t nmemb, void *userp)
 {
-	struct membuf *m = userp;
+	struct ib_membuf *m = userp;
 	size_t n = size * nmemb;
 	if (m->body.len + n > m->max) {
 		m->too_big = 1;
@@ -173,9 +166,9 @@ static size_t mem_write(char *data, size_t size, size_t nmemb, void *userp)
 	return n;
 }
 
-static size_t mem_header(char *data, size_t size, size_t nmemb, void *userp)
+size_t ib_mem_header(char *data, size_t size, size_t nmemb, void *userp)
 {
-	struct membuf *m = userp;
+	struct ib_membuf *m = userp;
 	size_t n = size * nmemb;
 	/* Keep only the last response's headers: a new status line starts them over. */
 	if (n >= 5 && strncmp(data, "HTTP/", 5) == 0)
@@ -223,7 +216,7 @@ int ib_http_get(struct ib_ctx *ctx, const struct ib_fetch_opts *o, const char *u
 		if (ib_interrupted)
 			return ib_error(ctx, IB_E_INTERRUPTED, "interrupted while fetching %s",
 			                cur);
-		struct membuf m = {STRBUF_INIT, max, 0, STRBUF_INIT};
+		struct ib_membuf m = {.body = STRBUF_INIT, .headers = STRBUF_INIT, .max = max};
 		CURL *e = curl_easy_init();
 		if (!e)
 			abort();
@@ -231,9 +224,9 @@ int ib_http_get(struct ib_ctx *ctx, const struct ib_fetch_opts *o, const char *u
 		struct curl_slist *hl = ib_curl_headers(headers, cross);
 		curl_easy_setopt(e, CURLOPT_URL, cur);
 		curl_easy_setopt(e, CURLOPT_HTTPHEADER, hl);
-		curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, mem_write);
+		curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, ib_mem_write);
 		curl_easy_setopt(e, CURLOPT_WRITEDATA, &m);
-		curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, mem_header);
+		curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, ib_mem_header);
 		curl_easy_setopt(e, CURLOPT_HEADERDATA, &m);
 		curl_easy_setopt(e, CURLOPT_XFERINFOFUNCTION, abort_on_interrupt);
 		curl_easy_setopt(e, CURLOPT_NOPROGRESS, 0L);

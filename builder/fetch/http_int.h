@@ -4,6 +4,7 @@
 #include <curl/curl.h>
 
 #include "fetch.h"
+#include "util/strbuf.h"
 
 /* curl_global_init, once per process, from whichever thread gets here first. */
 void ib_curl_init_once(void);
@@ -16,6 +17,17 @@ void ib_curl_setup(CURL *e, const struct ib_fetch_opts *o, char errbuf[CURL_ERRO
 /* The caller's headers as a curl list. With cross_origin (a redirect left the origin the
  * headers were meant for) only harmless ones are kept: see keep_across_origins in http.c. */
 struct curl_slist *ib_curl_headers(const char *const *headers, int cross_origin);
+
+/* libcurl write callbacks collecting a bounded body (past max: too_big, transfer aborted)
+ * and the headers of the last response (a "100 Continue" or a redirect comes first). */
+struct ib_membuf {
+	struct strbuf body;
+	struct strbuf headers;
+	size_t max;
+	int too_big;
+};
+size_t ib_mem_write(char *data, size_t size, size_t nmemb, void *userp);
+size_t ib_mem_header(char *data, size_t size, size_t nmemb, void *userp);
 
 int ib_url_is_http(const char *url);
 int ib_url_is_file(const char *url);
