@@ -252,6 +252,12 @@ grep '"event":"summary"' "$T/out" >"$T/summary5.json"
 python3 -c "import json,sys; r=json.load(open(sys.argv[1]))['roles'][0]; c=r['copies']; assert set(c)=={'eu-west-1','eu-central-1'} and all(a.startswith('ami-') for a in c.values()), r" "$T/summary5.json" || fail "copies: $(cat "$T/summary5.json")"
 $CHECK image "$MOTO" eu-west-1 "$(digest worker)" "$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['roles'][0]['copies']['eu-west-1'])" "$T/summary5.json")" worker || fail "copy in eu-west-1"
 ok "copies to eu-west-1 and eu-central-1, available and tagged"
+# The template existed: the new AMI went into a new version of it.
+NEWAMI=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['roles'][0]['ami'])" "$T/summary5.json")
+[ "$NEWAMI" != "$AMI" ] || fail "the changed worker image did not get a new AMI"
+$CHECK template "$MOTO" "$LT" "$NEWAMI" t3.medium >"$T/lt2.txt" || { cat "$T/lt2.txt"; fail "launch template after the change"; }
+grep -q " v2:" "$T/lt2.txt" || fail "no new launch template version: $(cat "$T/lt2.txt")"
+ok "a changed image becomes version 2 of the role's launch template"
 
 # ---- all --target ami: the real images 10-build made (reused, not rebuilt), published ----
 IMG=$TOP/tests/tmp/images
