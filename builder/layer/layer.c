@@ -1,5 +1,6 @@
 /* layer.c: a role's files, first-boot scripts and settings written as one deterministic tar. */
 #include "layer/layer.h"
+#include "util/tarw.h"
 
 #include <archive.h>
 #include <archive_entry.h>
@@ -433,19 +434,10 @@ static int write_entry(struct ib_ctx *ctx, struct archive *a, const struct lentr
 static int write_tar(struct ib_ctx *ctx, const struct lentries *l, time_t mtime, int fd,
                      const char *tmp)
 {
-	struct archive *a = archive_write_new();
+	struct archive *a = ib_tar_writer_open(ctx, fd, tmp);
 	if (!a)
-		return ib_error(ctx, IB_E_LIB, "out of memory");
+		return -(int)ctx->err_code;
 	int r = 0;
-	/* pax_restricted: plain ustar headers, an extended header only for what ustar cannot
-	 * hold (long names, big ids), and none of the per-run attributes full pax adds. */
-	if (archive_write_set_format_pax_restricted(a) != ARCHIVE_OK ||
-	    archive_write_add_filter_none(a) != ARCHIVE_OK ||
-	    archive_write_open_fd(a, fd) != ARCHIVE_OK) {
-		r = ib_error(ctx, IB_E_LIB, "cannot write '%s': %s", tmp, archive_error_string(a));
-		archive_write_free(a);
-		return r;
-	}
 	for (size_t i = 0; i < l->n && r == 0; i++) {
 		if (ib_interrupted)
 			r = ib_error(ctx, IB_E_INTERRUPTED, "interrupted");

@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 
 #include "oci/oci_internal.h"
+#include "util/tarw.h"
 #include "util/fs.h"
 #include "util/hash.h"
 #include "util/json.h"
@@ -238,17 +239,10 @@ static int check_image(struct ib_ctx *ctx, const struct ib_cas *cas, const struc
 static int write_tar(struct ib_ctx *ctx, const struct ib_cas *cas, struct entry *v, size_t n,
                      const char *refstr, int fd, const char *tmp)
 {
-	struct archive *a = archive_write_new();
+	struct archive *a = ib_tar_writer_open(ctx, fd, tmp);
 	if (!a)
-		return ib_error(ctx, IB_E_LIB, "out of memory");
+		return -(int)ctx->err_code;
 	int r = 0;
-	if (archive_write_set_format_pax_restricted(a) != ARCHIVE_OK ||
-	    archive_write_add_filter_none(a) != ARCHIVE_OK ||
-	    archive_write_open_fd(a, fd) != ARCHIVE_OK) {
-		r = ib_error(ctx, IB_E_LIB, "cannot write '%s': %s", tmp, archive_error_string(a));
-		archive_write_free(a);
-		return r;
-	}
 	for (size_t i = 0; i < n && r == 0; i++) {
 		if (v[i].is_dir || v[i].data) {
 			r = write_header(ctx, a, &v[i], (int64_t)v[i].len, tmp);
