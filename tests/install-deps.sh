@@ -9,7 +9,8 @@ mmdebstrap e2fsprogs fdisk uidmap ca-certificates
 qemu-utils qemu-system-x86 ovmf
 grub-pc-bin grub-efi-amd64-bin grub-common mtools dosfstools
 linux-image-amd64 libguestfs-tools
-xorriso python3 python3-yaml python3-jsonschema docker-registry skopeo containerd busybox-static curl valgrind cppcheck clang-format time bc openssh-client"
+xorriso python3 python3-yaml python3-jsonschema docker-registry skopeo containerd busybox-static curl valgrind cppcheck clang-format time bc openssh-client
+shellcheck containernetworking-plugins runc prometheus docker-compose"
 
 missing=""
 for p in $PKGS; do
