@@ -18,6 +18,7 @@
 /* A directory tree with more entries than this is a mistake (a home directory, a build
  * tree), not configuration. */
 #define LAYER_MAX_ENTRIES (1u << 20)
+#define LAYER_MAX_TEMPLATE IB_SPEC_MAX_FILE /* a template is read whole, like a spec */
 
 /* 9999-12-31T23:59:59Z: past it, ISO 9660 dates (four-digit years) cannot hold the time. */
 #define MAX_EPOCH ((intmax_t)253402300799)
@@ -277,7 +278,42 @@ static int add_tree(struct ib_ctx *ctx, struct lentries *l, const struct ib_file
 	return r;
 }
 
-static int add_file_spec(struct ib_ctx *ctx, struct lentries *l, const struct ib_file_spec *fs)
+/* A templated file goes into the layer as its rendering: the bytes in the image are what
+ * the role's vars made of it, and the host file is never copied as is. */
+static int add_template(struct ib_ctx *ctx, struct lentries *l, const struct ib_layer_opts *opts,
+                        const struct ib_file_spec *fs, const char *rel, mode_t perm)
+{
+	_cleanup_free_ char *text = NULL;
+	char *out = NULL;
+	size_t len;
+	int r = ib_read_file(ctx, fs->source, LAYER_MAX_TEMPLATE, &text, &len);
+	if (r < 0)
+		return r;
+	const char *shown = fs->source;
+	size_t rl = opts->project && opts->project->root ? strlen(opts->project->root) : 0;
+	if (rl && strncmp(shown, opts->project->root, rl) == 0 && shown[rl] == '/')
+		shown += rl + 1;
+	if (strlen(text) != len)
+		return ib_error(ctx, IB_E_SPEC, "%s: a template must be text, not binary", shown);
+	r = ib_template_render(ctx, shown, text, opts->role->vars, opts->role->n_vars, &out);
+	if (r < 0)
+		return r;
+	struct lentry e = {
+	        .path = xstrdup(rel),
+	        .type = S_IFREG,
+	        .perm = perm,
+	        .uid = fs->uid,
+	        .gid = fs->gid,
+	        .data = out,
+	        .len = strlen(out),
+	        .spec = fs,
+	};
+	lentries_add(l, &e);
+	return 0;
+}
+
+static int add_file_spec(struct ib_ctx *ctx, struct lentries *l, const struct ib_layer_opts *opts,
+                         const struct ib_file_spec *fs)
 {
 	struct stat st;
 	if (stat(fs->source, &st) < 0)
@@ -289,6 +325,8 @@ static int add_file_spec(struct ib_ctx *ctx, struct lentries *l, const struct ib
 		if (!*rel)
 			return ib_error(ctx, IB_E_SPEC, "'%s' cannot be copied to '/'", fs->source);
 		mode_t perm = fs->has_mode ? (fs->mode & 07777) : default_file_perm(st.st_mode);
+		if (fs->template)
+			return add_template(ctx, l, opts, fs, rel, perm);
 		add_user(l, fs, xstrdup(rel), S_IFREG, perm, xstrdup(fs->source), NULL);
 		return 0;
 	}
@@ -320,7 +358,7 @@ static int collect(struct ib_ctx *ctx, const struct ib_layer_opts *opts, struct 
 {
 	const struct ib_resolved *res = opts->role;
 	for (size_t i = 0; i < res->n_files; i++) {
-		int r = add_file_spec(ctx, l, res->files[i]);
+		int r = add_file_spec(ctx, l, opts, res->files[i]);
 		if (r < 0)
 			return r;
 	}

@@ -85,11 +85,16 @@ int ib_role_digest(struct ib_ctx *ctx, const struct ib_project *p, const struct 
 		ib_sha256_field(&h, res->chain[i]->name);
 	for (size_t i = 0; i < res->n_files && r == 0; i++) {
 		const struct ib_file_spec *f = res->files[i];
-		snprintf(tmp, sizeof(tmp), "%o %d %u %u", (unsigned)f->mode, f->has_mode,
-		         (unsigned)f->uid, (unsigned)f->gid);
+		snprintf(tmp, sizeof(tmp), "%o %d %u %u %d", (unsigned)f->mode, f->has_mode,
+		         (unsigned)f->uid, (unsigned)f->gid, f->template);
 		ib_sha256_field(&h, f->dest);
 		ib_sha256_field(&h, tmp);
 		r = hash_path(ctx, &h, f->source, 0);
+	}
+	ib_sha256_field(&h, "--vars");
+	for (size_t i = 0; i < res->n_vars; i++) {
+		ib_sha256_field(&h, res->vars[i].name);
+		ib_sha256_field(&h, res->vars[i].value);
 	}
 	ib_sha256_field(&h, "--units");
 	for (size_t i = 0; i < res->units.n; i++)

@@ -9,6 +9,7 @@
 #include <sys/types.h>
 
 #include "util/ctx.h"
+#include "util/template.h"
 
 #define IB_SPEC_MAX_FILE (1u << 20) /* a spec file larger than 1 MiB is refused */
 
@@ -31,6 +32,14 @@ struct ib_file_spec {
 	uid_t uid; /* numeric owner; names root:root map to 0:0 */
 	gid_t gid;
 	char *owner; /* as written, "user:group" ("root:root" by default) */
+	int template; /* `template: true`: "{{ var }}" placeholders filled from the role's vars */
+	struct ib_pos pos;
+};
+
+/* One entry of a role's `vars:` mapping: values for templated files. */
+struct ib_var {
+	char *name;
+	char *value;
 	struct ib_pos pos;
 };
 
@@ -117,6 +126,8 @@ struct ib_role {
 	size_t n_artifacts;
 	struct strv images; /* container image references, "name:tag@sha256:..." */
 	struct ib_checks checks;
+	struct ib_var *vars;
+	size_t n_vars;
 };
 
 struct ib_project {
@@ -159,6 +170,10 @@ struct ib_resolved {
 	struct ib_artifact **artifacts; /* by name, descendant wins, ancestors' order first */
 	size_t n_artifacts;
 	struct strv images; /* union, sorted, unique */
+	/* vars of the chain by name, descendant wins, sorted by name; plus "role". Point into
+	 * the roles. */
+	struct ib_tvar *vars;
+	size_t n_vars;
 	/* Every check of the chain, ancestors first (pointers into the roles). */
 	const struct ib_checks **checks;
 	size_t n_checks;

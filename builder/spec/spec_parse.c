@@ -127,6 +127,16 @@ static int valid_name(const char *s, size_t max)
 	return s[n] == '\0' && (!max || n <= max);
 }
 
+/* [A-Za-z][A-Za-z0-9_]*, at most 63 characters: what "{{ name }}" can name. */
+static int valid_var_name(const char *s)
+{
+	static const char alpha[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
+	if (!*s || !strchr(alpha, *s))
+		return 0;
+	size_t n = strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_");
+	return s[n] == '\0' && n <= 63;
+}
+
 static int valid_package(const char *s)
 {
 	if (!in_set(s, LOWER_DIGIT))
@@ -336,15 +346,18 @@ enum {
 	R_ARTIFACTS,
 	R_IMAGES,
 	R_CHECKS,
+	R_VARS,
 	R__MAX
 };
 static const char *const role_keys[R__MAX] = {
         "name",      "description", "abstract", "extends",   "packages", "files",  "units",
         "firstboot", "cloud_init",  "disk",     "artifacts", "images",   "checks",
+        "vars",
 };
 
-enum { F_SOURCE, F_DEST, F_MODE, F_OWNER, F__MAX };
-static const char *const file_keys[F__MAX] = {"source", "destination", "mode", "owner"};
+enum { F_SOURCE, F_DEST, F_MODE, F_OWNER, F_TEMPLATE, F__MAX };
+static const char *const file_keys[F__MAX] = {"source", "destination", "mode", "owner",
+                                              "template"};
 
 static int parse_mode(const struct spec_src *src, const struct ynode *n, mode_t *ret)
 {
@@ -459,6 +472,14 @@ static int parse_file(const struct spec_src *src, const struct ynode *m, struct 
 			           f->dest, role->files[i].pos.line);
 
 	f->mode = S_ISDIR(st.st_mode) ? 0755 : 0644;
+	if (v[F_TEMPLATE]) {
+		if ((r = get_bool(src, v[F_TEMPLATE], "template", &f->template)) < 0)
+			return r;
+		if (f->template && !S_ISREG(st.st_mode))
+			return ERR(src, v[F_TEMPLATE],
+			           "'template' applies to a regular file, and '%s' is a directory",
+			           v[F_SOURCE]->value);
+	}
 	if (v[F_MODE]) {
 		if ((r = parse_mode(src, v[F_MODE], &f->mode)) < 0)
 			return r;
@@ -533,6 +554,41 @@ static int parse_cloud_init(const struct spec_src *src, const struct ynode *n, s
 		kv->key = xstrdup(k->value);
 		if ((r = spec_yaml_emit_pair(src->ctx, k, n->items[i + 1], &kv->yaml)) < 0)
 			return r;
+	}
+	return 0;
+}
+
+/* vars: a flat mapping of names to scalars, kept as text whatever their YAML type
+ * (replicas: 2 fills "{{ replicas }}" with "2"). */
+static int parse_vars(const struct spec_src *src, const struct ynode *n, struct ib_role *role)
+{
+	int r = need_map(src, n, "vars");
+	if (r < 0)
+		return r;
+	role->vars = xcalloc(n->n / 2 + 1, sizeof(*role->vars));
+	for (size_t i = 0; i + 1 < n->n; i += 2) {
+		const struct ynode *k = n->items[i], *v = n->items[i + 1];
+		if (!is_string(k) || !valid_var_name(k->value))
+			return ERR(src, k,
+			           "invalid variable name '%s' (expected a letter, then letters, "
+			           "digits and '_')",
+			           k->type == YN_SCALAR ? k->value : ynode_describe(k));
+		if (streq(k->value, "role"))
+			return ERR(src, k, "variable 'role' is set by imgbuild (the role's name)");
+		for (size_t j = 0; j < role->n_vars; j++)
+			if (streq(role->vars[j].name, k->value))
+				return ERR(src, k, "duplicate variable '%s' (first at line %d)",
+				           k->value, role->vars[j].pos.line);
+		if (v->type != YN_SCALAR || ynode_kind(v) == YK_NULL || strlen(v->value) != v->len)
+			return ERR(src, v, "variable '%s' must be a string, number or boolean, not %s",
+			           k->value, ynode_describe(v));
+		if (strchr(v->value, '\n'))
+			return ERR(src, v, "variable '%s' must be one line: templates are line based",
+			           k->value);
+		struct ib_var *var = &role->vars[role->n_vars++];
+		var->name = xstrdup(k->value);
+		var->value = xstrdup(v->value);
+		var->pos = (struct ib_pos){src->display, k->line, k->col};
 	}
 	return 0;
 }
@@ -896,6 +952,8 @@ int spec_parse_role(const struct spec_src *src, const struct ynode *root, const 
 		return ret;
 	if (v[R_CHECKS] && (ret = parse_checks(src, v[R_CHECKS], &r->checks)) < 0)
 		return ret;
+	if (v[R_VARS] && (ret = parse_vars(src, v[R_VARS], r)) < 0)
+		return ret;
 	return 0;
 }
 
@@ -950,5 +1008,10 @@ void spec_role_release(struct ib_role *r)
 		free(r->checks.packages[i].value);
 	}
 	free(r->checks.packages);
+	for (size_t i = 0; i < r->n_vars; i++) {
+		free(r->vars[i].name);
+		free(r->vars[i].value);
+	}
+	free(r->vars);
 	memset(r, 0, sizeof(*r));
 }

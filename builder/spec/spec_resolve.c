@@ -1,6 +1,7 @@
 /* spec_resolve.c: `extends:` checks at load time and flattening a role's chain. */
 #include "spec_internal.h"
 
+#include "util/fs.h"
 #include "util/strbuf.h"
 
 static const struct ib_role *parent_of(const struct ib_project *p, const struct ib_role *r)
@@ -51,6 +52,7 @@ void ib_resolved_free(struct ib_resolved *r)
 	free(r->artifacts);
 	strv_release(&r->images);
 	free(r->checks);
+	free(r->vars);
 	free(r);
 }
 
@@ -64,9 +66,61 @@ static int cmp_kv(const void *a, const void *b)
 	return strcmp((*(struct ib_kv *const *)a)->key, (*(struct ib_kv *const *)b)->key);
 }
 
+static int cmp_tvar(const void *a, const void *b)
+{
+	return strcmp(((const struct ib_tvar *)a)->name, ((const struct ib_tvar *)b)->name);
+}
+
+static void merge_vars(struct ib_resolved *res, const struct ib_role *role)
+{
+	for (size_t i = 0; i < role->n_vars; i++) {
+		size_t j = 0;
+		while (j < res->n_vars && !streq(res->vars[j].name, role->vars[i].name))
+			j++;
+		if (j == res->n_vars)
+			res->n_vars++; /* sized for every var of the chain */
+		res->vars[j] = (struct ib_tvar){role->vars[i].name, role->vars[i].value};
+	}
+}
+
+/* A project file as errors name it: relative to the project root. */
+static const char *display_path(const struct ib_project *p, const char *path)
+{
+	size_t n = strlen(p->root);
+	if (strncmp(path, p->root, n) == 0 && path[n] == '/')
+		return path + n + 1;
+	return path;
+}
+
+/* Render every templated file once, so that a placeholder without a value is a spec error
+ * at validate time, not a surprise in the middle of a build. */
+static int check_templates(struct ib_ctx *ctx, const struct ib_project *p,
+                           const struct ib_resolved *res)
+{
+	for (size_t i = 0; i < res->n_files; i++) {
+		const struct ib_file_spec *f = res->files[i];
+		if (!f->template)
+			continue;
+		_cleanup_free_ char *text = NULL, *out = NULL;
+		size_t len;
+		int r = ib_read_file(ctx, f->source, IB_SPEC_MAX_FILE, &text, &len);
+		if (r < 0)
+			return r;
+		if (strlen(text) != len)
+			return ib_error(ctx, IB_E_SPEC, "%s: a template must be text, not binary",
+			                display_path(p, f->source));
+		r = ib_template_render(ctx, display_path(p, f->source), text, res->vars,
+		                       res->n_vars, &out);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
 static void merge_role(struct ib_resolved *res, const struct ib_role *role, size_t max_files,
                        size_t max_kv)
 {
+	merge_vars(res, role);
 	for (size_t i = 0; i < role->images.n; i++)
 		strv_push(&res->images, role->images.v[i]);
 	for (size_t i = 0; i < role->n_artifacts; i++) {
@@ -124,9 +178,10 @@ int ib_role_resolve(struct ib_ctx *ctx, const struct ib_project *p, const char *
 	_cleanup_(resolved_freep) struct ib_resolved *res = xcalloc(1, sizeof(*res));
 	res->role = role;
 	/* Loading refused cycles, so the chain ends within n_roles steps. */
-	size_t n = 0, n_files = 0, n_kv = 0, n_art = 0;
+	size_t n = 0, n_files = 0, n_kv = 0, n_art = 0, n_vars = 1;
 	for (const struct ib_role *q = role; q && n < p->n_roles; q = parent_of(p, q)) {
 		n++;
+		n_vars += q->n_vars;
 		n_files += q->n_files;
 		n_kv += q->n_cloud_init;
 		n_art += q->n_artifacts;
@@ -140,6 +195,8 @@ int ib_role_resolve(struct ib_ctx *ctx, const struct ib_project *p, const char *
 	res->files = xcalloc(n_files + 1, sizeof(*res->files));
 	res->cloud_init = xcalloc(n_kv + 1, sizeof(*res->cloud_init));
 	res->artifacts = xcalloc(n_art + 1, sizeof(*res->artifacts));
+	res->vars = xcalloc(n_vars, sizeof(*res->vars));
+	res->vars[res->n_vars++] = (struct ib_tvar){"role", role->name};
 	res->checks = xcalloc(n, sizeof(*res->checks));
 	res->n_checks = n;
 	for (size_t i = 0; i < n; i++)
@@ -158,6 +215,10 @@ int ib_role_resolve(struct ib_ctx *ctx, const struct ib_project *p, const char *
 	strv_uniq_sorted(&res->images);
 	if (res->n_cloud_init > 1)
 		qsort(res->cloud_init, res->n_cloud_init, sizeof(*res->cloud_init), cmp_kv);
+	qsort(res->vars, res->n_vars, sizeof(*res->vars), cmp_tvar);
+	int r = check_templates(ctx, p, res);
+	if (r < 0)
+		return r;
 	*ret = TAKE_PTR(res);
 	return 0;
 }

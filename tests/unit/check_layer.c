@@ -233,6 +233,36 @@ START_TEST(test_basic_contents)
 }
 END_TEST
 
+/* A templated file is its rendering in the layer, with the mode and owner given; an
+ * unknown placeholder fails the build naming the template's line and column. */
+START_TEST(test_template_rendered)
+{
+	tu_write("files/k.env", "V={{ version }}\nROLE={{role}}\n");
+	tu_write("files/bad.conf", "ok\nx = {{ missing }}\n");
+	struct ib_tvar vars[] = {{"role", "node"}, {"version", "v1.30.2"}};
+	fx_begin("node");
+	fx_file("files/k.env", "/etc/k.env", 0600, 0, 0);
+	fx_res.files[0]->template = 1;
+	fx_res.vars = vars;
+	fx_res.n_vars = 2;
+	build_ok(NULL, "layer.tar");
+	_cleanup_free_ char *env = extract_one("layer.tar", "etc/k.env");
+	ck_assert_str_eq(env, "V=v1.30.2\nROLE=node\n");
+	_cleanup_free_ char *l = listing_grep("layer.tar", "etc/k.env");
+	ck_assert_str_eq(l, "-rw------- 0/0 20 2024-01-01 00:00:00 etc/k.env\n");
+
+	fx_file("files/bad.conf", "/etc/bad.conf", -1, 0, 0);
+	fx_res.files[1]->template = 1;
+	_cleanup_free_ char *src = ib_path_join(tu_dir, "files/bad.conf");
+	_cleanup_free_ char *msg = xasprintf("%s:2:5: unknown template variable 'missing'", src);
+	build_fails(NULL, "layer2.tar", msg);
+	ck_assert_int_eq(access("layer2.tar", F_OK), -1);
+	fx_res.vars = NULL;
+	fx_res.n_vars = 0;
+	fx_end();
+}
+END_TEST
+
 START_TEST(test_no_cloud_init_no_cfg)
 {
 	fx_begin("bare");
@@ -714,6 +744,7 @@ static Suite *layer_suite(void)
 	Suite *s = suite_create("layer");
 	TU_CASE(s, "epoch", test_epoch_parse);
 	TU_CASE(s, "basic", test_basic_contents);
+	TU_CASE(s, "template", test_template_rendered);
 	TU_CASE(s, "bare", test_no_cloud_init_no_cfg);
 	TU_CASE(s, "headers", test_header_fields);
 	TU_CASE(s, "deterministic", test_deterministic);

@@ -66,6 +66,13 @@ static void expect_role_error(const char *role_yaml, const char *want)
 	expect_error(want);
 }
 
+/* The same, once the project exists. */
+static void expect_role_error_again(const char *role_yaml, const char *want)
+{
+	tu_write("images/base.yaml", role_yaml);
+	expect_error(want);
+}
+
 static void write_four_roles(void)
 {
 	setup_project();
@@ -502,7 +509,7 @@ START_TEST(test_err_unknown_key)
 	        "  pakages: [curl]\n",
 	        "images/base.yaml:4:3: unknown key 'pakages' in role (expected one of: name, "
 	        "description, abstract, extends, packages, files, units, firstboot, cloud_init, "
-	        "disk, artifacts, images, checks)");
+	        "disk, artifacts, images, checks, vars)");
 }
 END_TEST
 
@@ -896,7 +903,7 @@ START_TEST(test_err_structure)
 	expect_error("images/base.yaml:2:5: file entry must be a mapping, not a string");
 	tu_write("images/base.yaml", "files:\n  - {source: x, destination: /x, group: y}\n");
 	expect_error("images/base.yaml:2:34: unknown key 'group' in file entry (expected one of: "
-	             "source, destination, mode, owner)");
+	             "source, destination, mode, owner, template)");
 	tu_write("images/base.yaml", "cloud_init: [a]\n");
 	expect_error("images/base.yaml:1:13: 'cloud_init' must be a mapping, not a sequence");
 	tu_write("images/base.yaml", "cloud_init:\n  1: x\n");
@@ -1045,7 +1052,7 @@ START_TEST(test_error_stops_at_first_file)
 	expect_error(
 	        "images/a.yaml:1:1: unknown key 'descripton' in role (expected one of: name, "
 	        "description, abstract, extends, packages, files, units, firstboot, cloud_init, "
-	        "disk, artifacts, images, checks)");
+	        "disk, artifacts, images, checks, vars)");
 }
 END_TEST
 
@@ -1227,6 +1234,89 @@ START_TEST(test_checks_errors)
 }
 END_TEST
 
+
+/* vars: inherited along extends (a descendant's value wins), "role" set by imgbuild,
+ * scalars of any YAML type kept as written, and templated files checked at resolve. */
+START_TEST(test_vars_and_templates)
+{
+	setup_project();
+	tu_write("files/k.env", "V={{ version }} R={{role}} N={{ replicas }}\n");
+	tu_write("images/base.yaml", "abstract: true\n"
+	                             "vars:\n"
+	                             "  version: v1.0\n"
+	                             "  replicas: 2\n"
+	                             "files:\n"
+	                             "  - source: files/k.env\n"
+	                             "    destination: /etc/k.env\n"
+	                             "    template: true\n");
+	tu_write("images/node.yaml", "extends: base\nvars:\n  version: v1.1\n  extra: \"yes\"\n");
+	struct ib_project *p = load_ok();
+	struct ib_ctx ctx;
+	struct ib_resolved *r = NULL;
+	ib_ctx_init(&ctx);
+	ck_assert_int_eq(ib_role_resolve(&ctx, p, "node", &r), 0);
+	ck_assert_uint_eq(r->n_vars, 4);
+	const char *want[][2] = {{"extra", "yes"}, {"replicas", "2"}, {"role", "node"},
+	                         {"version", "v1.1"}};
+	for (size_t i = 0; i < 4; i++) {
+		ck_assert_str_eq(r->vars[i].name, want[i][0]);
+		ck_assert_str_eq(r->vars[i].value, want[i][1]);
+	}
+	ck_assert_int_eq(r->files[0]->template, 1);
+	ib_resolved_free(r);
+	ib_project_free(p);
+}
+END_TEST
+
+START_TEST(test_vars_errors)
+{
+	expect_role_error("vars: [a]\n",
+	                  "images/base.yaml:1:7: 'vars' must be a mapping, not a sequence");
+	expect_role_error_again("vars:\n  9lives: x\n",
+	                  "images/base.yaml:2:3: invalid variable name '9lives' (expected a "
+	                  "letter, then letters, digits and '_')");
+	expect_role_error_again("vars:\n  role: x\n",
+	                  "images/base.yaml:2:3: variable 'role' is set by imgbuild (the "
+	                  "role's name)");
+	expect_role_error_again("vars:\n  a: {b: c}\n",
+	                  "images/base.yaml:2:6: variable 'a' must be a string, number or "
+	                  "boolean, not a mapping");
+	expect_role_error_again("vars:\n  a: ~\n",
+	                  "images/base.yaml:2:6: variable 'a' must be a string, number or "
+	                  "boolean, not null");
+	expect_role_error_again("vars:\n  a: \"x\\ny\"\n",
+	                  "images/base.yaml:2:6: variable 'a' must be one line: templates are "
+	                  "line based");
+	tu_write("files/d/x", "x\n");
+	expect_role_error_again("files:\n  - source: files/d\n    destination: /etc/d\n"
+	                  "    template: true\n",
+	                  "images/base.yaml:4:15: 'template' applies to a regular file, and "
+	                  "'files/d' is a directory");
+}
+END_TEST
+
+/* A placeholder without a value is found when the role is resolved (validate), and named
+ * by the template's own file:line:column. */
+START_TEST(test_template_unknown_var)
+{
+	setup_project();
+	tu_write("files/t.conf", "a = 1\nb = {{ version }}\nc = {{ nope }}\n");
+	tu_write("images/base.yaml", "vars: {version: v1}\n"
+	                             "files:\n"
+	                             "  - source: files/t.conf\n"
+	                             "    destination: /etc/t.conf\n"
+	                             "    template: yes\n");
+	struct ib_project *p = load_ok();
+	struct ib_ctx ctx;
+	struct ib_resolved *r = (struct ib_resolved *)&sentinel;
+	ib_ctx_init(&ctx);
+	ck_assert_int_eq(ib_role_resolve(&ctx, p, "base", &r), -IB_E_SPEC);
+	ck_assert_ptr_eq(r, (struct ib_resolved *)&sentinel);
+	ck_assert_str_eq(ctx.err, "files/t.conf:3:5: unknown template variable 'nope'");
+	ib_project_free(p);
+}
+END_TEST
+
 static Suite *spec_suite(void)
 {
 	Suite *s = suite_create("spec");
@@ -1278,6 +1368,9 @@ static Suite *spec_suite(void)
 	TU_CASE(s, "image_errors_digest", test_image_errors_digest);
 	TU_CASE(s, "checks", test_checks);
 	TU_CASE(s, "checks_errors", test_checks_errors);
+	TU_CASE(s, "vars_and_templates", test_vars_and_templates);
+	TU_CASE(s, "vars_errors", test_vars_errors);
+	TU_CASE(s, "template_unknown_var", test_template_unknown_var);
 	return s;
 }
 

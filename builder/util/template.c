@@ -1,5 +1,5 @@
-/* template.c: "{{ name }}" substitution for user-data and meta-data templates. */
-#include "seed/seed.h"
+/* template.c: "{{ name }}" substitution for user-data templates and templated role files. */
+#include "util/template.h"
 
 #include "util/strbuf.h"
 
