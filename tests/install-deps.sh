@@ -10,7 +10,8 @@ qemu-utils qemu-system-x86 ovmf
 grub-pc-bin grub-efi-amd64-bin grub-common mtools dosfstools
 linux-image-amd64 libguestfs-tools
 xorriso python3 python3-yaml python3-jsonschema docker-registry skopeo containerd busybox-static curl valgrind cppcheck clang-format time bc openssh-client
-shellcheck containernetworking-plugins runc prometheus docker-compose"
+shellcheck containernetworking-plugins runc prometheus docker-compose
+prometheus-alertmanager prometheus-blackbox-exporter"
 
 missing=""
 for p in $PKGS; do
