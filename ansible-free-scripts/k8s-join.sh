@@ -38,6 +38,12 @@ k8s_load_env
 
 k8s_need K8S_MASTER_ADDRESS "$K8S_RE_IPV4|$K8S_RE_DNS" "an IPv4 address or a DNS name (the control-plane endpoint)"
 k8s_node_name
+# The node's own address when the default route is not the cluster's network.
+node_ip=""
+if [ -n "${K8S_NODE_ADDRESS:-}" ]; then
+	k8s_need K8S_NODE_ADDRESS "$K8S_RE_IPV4" "an IPv4 address (kubelet's --node-ip)"
+	node_ip=$(printf '  kubeletExtraArgs:\n    node-ip: "%s"' "$K8S_NODE_ADDRESS")
+fi
 k8s_need K8S_TOKEN '[a-z0-9]{6}\.[a-z0-9]{16}' "a bootstrap token ([a-z0-9]{6}.[a-z0-9]{16})" secret
 k8s_need K8S_CA_HASH 'sha256:[0-9a-f]{64}' "sha256: and 64 lower-case hex digits (the CA's public key hash)"
 if ! k8s_match "$join_timeout" '([0-9]+h)?([0-9]+m)?([0-9]+s)?' || [ -z "$join_timeout" ]; then
@@ -63,6 +69,7 @@ discovery:
 nodeRegistration:
   name: "$K8S_NODE_NAME"
   criSocket: "$K8S_CRI_SOCKET"
+$node_ip
 EOF
 k8s_run kubeadm join --config "$config" ||
 	die "kubeadm join failed (its output is above and in the journal); fix the cause, run 'kubeadm reset -f', then $k8s_prog again"

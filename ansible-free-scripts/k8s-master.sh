@@ -66,6 +66,12 @@ fi
 [ -z "$K8S_ADVERTISE_ADDRESS" ] ||
 	k8s_need K8S_ADVERTISE_ADDRESS "$K8S_RE_IPV4" "an IPv4 address (the API server's advertise address)"
 k8s_node_name
+# The node's own address when the default route is not the cluster's network.
+node_ip=""
+if [ -n "${K8S_NODE_ADDRESS:-}" ]; then
+	k8s_need K8S_NODE_ADDRESS "$K8S_RE_IPV4" "an IPv4 address (kubelet's --node-ip)"
+	node_ip=$(printf '  kubeletExtraArgs:\n    node-ip: "%s"' "$K8S_NODE_ADDRESS")
+fi
 k8s_need K8S_TOKEN '[a-z0-9]{6}\.[a-z0-9]{16}' "a bootstrap token ([a-z0-9]{6}.[a-z0-9]{16})" secret
 k8s_need K8S_CERT_KEY '[0-9a-f]{64}' "a certificate key (64 lower-case hex digits)" secret
 k8s_may K8S_CA_HASH 'sha256:[0-9a-f]{64}' "sha256: and 64 lower-case hex digits"
@@ -119,6 +125,7 @@ localAPIEndpoint:
 nodeRegistration:
   name: "$K8S_NODE_NAME"
   criSocket: "$K8S_CRI_SOCKET"
+$node_ip
 ---
 apiVersion: kubeadm.k8s.io/v1beta3
 kind: ClusterConfiguration

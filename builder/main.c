@@ -14,12 +14,16 @@ const struct command commands[] = {
         {"list", cmd_list, "", "list the roles of the project", OPT_COMMON | OPT_JSON, 0},
         {"validate", cmd_validate, "", "check the spec without building anything", OPT_COMMON, 0},
         {"seed", cmd_seed, "ROLE", "write a NoCloud seed image for booting ROLE locally",
-         OPT_COMMON | OPT_OUT | OPT_SSH_KEY | OPT_HOSTNAME, 0},
+         OPT_COMMON | OPT_OUT | OPT_SSH_KEY | OPT_HOSTNAME | OPT_PLAN, 0},
+        {"cluster", cmd_cluster, "plan",
+         "plan a kubeadm cluster: CA, token, every host's user-data and seed",
+         OPT_COMMON | OPT_CLUSTER, 0},
         {"fetch", cmd_fetch, "", "fill the cache with what every role needs, build nothing",
          OPT_COMMON | OPT_OFFLINE | OPT_MIRROR, 0},
         {"cache", cmd_cache, "ls|verify|prune", "list, verify or prune the download cache",
          OPT_COMMON | OPT_JSON | OPT_ALL, 0},
-        {"verify", cmd_verify, "IMAGE", "check an image read-only (libguestfs): boot, sealing, role",
+        {"verify", cmd_verify, "IMAGE",
+         "check an image read-only (libguestfs): boot, sealing, role",
          OPT_COMMON | OPT_JSON | OPT_ROLE, 0},
         {"publish", cmd_publish, "[ROLE...]",
          "upload built images to AWS as AMIs with their launch templates",
@@ -41,6 +45,14 @@ const struct option_doc option_docs[] = {
         {OPT_FORCE, "--force", "rebuild even when the inputs did not change"},
         {OPT_SSH_KEY, "--ssh-key FILE", "authorize this SSH public key in the seed"},
         {OPT_HOSTNAME, "--hostname NAME", "host name in the seed (default: the role)"},
+        {OPT_PLAN, "--plan DIR", "seed: render from the cluster plan in DIR (see cluster plan)"},
+        {OPT_CLUSTER_DIR, "--dir DIR", "cluster plan: the plan's directory (default OUT/cluster)"},
+        {OPT_MASTER_ADDRESS, "--master-address ADDR", "cluster plan: the master's IPv4 address"},
+        {OPT_WORKERS, "--workers N", "cluster plan: number of workers, 1 to 64 (default 2)"},
+        {OPT_NETWORK, "--network CIDR", "cluster plan: static addresses on this private network"},
+        {OPT_POD_CIDR, "--pod-cidr CIDR", "cluster plan: the pod network (default: the image's)"},
+        {OPT_ADDONS, "--addons LIST", "cluster plan: add-ons to turn on, e.g. istio"},
+        {OPT_ROTATE, "--rotate", "cluster plan: new CA, token and certificate key"},
         {OPT_OFFLINE, "--offline", "never touch the network; fail listing what is missing"},
         {OPT_MIRROR, "--mirror URL", "fetch artifacts and images from this mirror (or directory)"},
         {OPT_ALL, "--all", "cache prune: empty the whole download cache"},
@@ -79,6 +91,14 @@ enum {
 	LONG_DRY_RUN,
 	LONG_TARGET,
 	LONG_ROLE,
+	LONG_PLAN,
+	LONG_CLUSTER_DIR,
+	LONG_MASTER_ADDRESS,
+	LONG_WORKERS,
+	LONG_NETWORK,
+	LONG_POD_CIDR,
+	LONG_ADDONS,
+	LONG_ROTATE,
 };
 
 static const struct option long_opts[] = {
@@ -103,6 +123,14 @@ static const struct option long_opts[] = {
         {"instance-type", required_argument, NULL, LONG_INSTANCE_TYPE},
         {"dry-run", no_argument, NULL, LONG_DRY_RUN},
         {"target", required_argument, NULL, LONG_TARGET},
+        {"plan", required_argument, NULL, LONG_PLAN},
+        {"dir", required_argument, NULL, LONG_CLUSTER_DIR},
+        {"master-address", required_argument, NULL, LONG_MASTER_ADDRESS},
+        {"workers", required_argument, NULL, LONG_WORKERS},
+        {"network", required_argument, NULL, LONG_NETWORK},
+        {"pod-cidr", required_argument, NULL, LONG_POD_CIDR},
+        {"addons", required_argument, NULL, LONG_ADDONS},
+        {"rotate", no_argument, NULL, LONG_ROTATE},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, LONG_VERSION},
         /* For the bash completion, so that it never falls out of step with this table. */
@@ -121,8 +149,8 @@ static void usage_all(FILE *f)
 			fprintf(f, "  %-10s %s\n", c->name, c->summary);
 	fprintf(f, "\noptions (see 'imgbuild help COMMAND' for which apply):\n");
 	for (const struct option_doc *o = option_docs; o->flags; o++)
-		fprintf(f, "  %-18s %s\n", o->flags, o->help);
-	fprintf(f, "  %-18s %s\n", "--version", "print the version");
+		fprintf(f, "  %-22s %s\n", o->flags, o->help);
+	fprintf(f, "  %-22s %s\n", "--version", "print the version");
 	fprintf(f, "\nexit status: 0 ok, 1 build failure, 2 bad usage or bad spec\n");
 }
 
@@ -132,7 +160,7 @@ void cli_usage(FILE *f, const struct command *c)
 	        *c->args ? " " : "", c->args, c->summary);
 	for (const struct option_doc *o = option_docs; o->flags; o++)
 		if (c->opts & o->bit)
-			fprintf(f, "  %-18s %s\n", o->flags, o->help);
+			fprintf(f, "  %-22s %s\n", o->flags, o->help);
 }
 
 static const struct command *find_command(const char *name)
@@ -220,6 +248,18 @@ static int parse_concurrency(struct cli *cli, const char *s)
 		return ib_error(&cli->ctx, IB_E_USAGE,
 		                "bad value '%s' for --concurrency: expected 1 to 1024", s);
 	cli->concurrency = (int)v;
+	return 0;
+}
+
+static int parse_workers(struct cli *cli, const char *s)
+{
+	char *end;
+	errno = 0;
+	long v = strtol(s, &end, 10);
+	if (errno || *end || end == s || v < 1 || v > 64)
+		return ib_error(&cli->ctx, IB_E_USAGE,
+		                "bad value '%s' for --workers: expected a number from 1 to 64", s);
+	cli->workers = (int)v;
 	return 0;
 }
 
@@ -358,6 +398,38 @@ int main(int argc, char **argv)
 		case LONG_TARGET:
 			cli.target = optarg;
 			used |= OPT_TARGET;
+			break;
+		case LONG_PLAN:
+			cli.plan_dir = optarg;
+			used |= OPT_PLAN;
+			break;
+		case LONG_CLUSTER_DIR:
+			cli.cluster_dir = optarg;
+			used |= OPT_CLUSTER_DIR;
+			break;
+		case LONG_MASTER_ADDRESS:
+			cli.master_address = optarg;
+			used |= OPT_MASTER_ADDRESS;
+			break;
+		case LONG_WORKERS:
+			r = parse_workers(&cli, optarg);
+			used |= OPT_WORKERS;
+			break;
+		case LONG_NETWORK:
+			cli.network = optarg;
+			used |= OPT_NETWORK;
+			break;
+		case LONG_POD_CIDR:
+			cli.pod_cidr = optarg;
+			used |= OPT_POD_CIDR;
+			break;
+		case LONG_ADDONS:
+			cli.addons = optarg;
+			used |= OPT_ADDONS;
+			break;
+		case LONG_ROTATE:
+			cli.rotate = 1;
+			used |= OPT_ROTATE;
 			break;
 		case LONG_VERSION: printf("imgbuild %s\n", IMGBUILD_VERSION); return 0;
 		case LONG_LIST_CMDS:

@@ -9,6 +9,8 @@ _imgbuild()
 	-C|-o|--output) COMPREPLY=($(compgen -d -- "$cur")); return ;;
 	--mirror) COMPREPLY=($(compgen -d -- "$cur")); return ;;
 	--ssh-key) COMPREPLY=($(compgen -f -- "$cur")); return ;;
+	--dir|--plan) COMPREPLY=($(compgen -d -- "$cur")); return ;;
+	--master-address|--workers|--network|--pod-cidr|--addons) COMPREPLY=(); return ;;
 	-j|--jobs|--hostname) COMPREPLY=(); return ;;
 	--role) COMPREPLY=($(compgen -W "$(imgbuild list --json 2>/dev/null | tr ',' '\n' | sed -n 's/.*"name":"\([^"]*\)".*/\1/p')" -- "$cur")); return ;;
 	--region|--endpoint-url|--profile|--concurrency|--copy-to|--instance-type) COMPREPLY=(); return ;;
@@ -19,6 +21,7 @@ _imgbuild()
 		case "${COMP_WORDS[i]}" in
 		-C|-o|--output|-j|--jobs|--ssh-key|--hostname|--mirror|--role) ((i++)) ;;
 		--region|--endpoint-url|--profile|--concurrency|--copy-to|--instance-type|--target) ((i++)) ;;
+		--dir|--plan|--master-address|--workers|--network|--pod-cidr|--addons) ((i++)) ;;
 		-*) ;;
 		*) cmd=${COMP_WORDS[i]}; break ;;
 		esac
@@ -42,6 +45,8 @@ _imgbuild()
 		COMPREPLY=($(compgen -W "$(imgbuild --list-commands 2>/dev/null)" -- "$cur")) ;;
 	cache)
 		COMPREPLY=($(compgen -W "ls verify prune" -- "$cur")) ;;
+	cluster)
+		COMPREPLY=($(compgen -W "plan" -- "$cur")) ;;
 	verify)
 		COMPREPLY=($(compgen -f -- "$cur")) ;;
 	esac

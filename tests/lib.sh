@@ -74,7 +74,8 @@ qemu_accel() {
 # boot_wait NAME DISK SEED FIRMWARE(bios|uefi) TIMEOUT PATTERN...
 # Boot DISK (never modified: a qcow2 overlay takes the writes) with the seed ISO, the serial
 # console in $T/NAME.serial, until every PATTERN (grep -E) has appeared or TIMEOUT seconds
-# pass. Returns 0 when all appeared. QEMU is always killed before returning.
+# pass. Returns 0 when all appeared. QEMU is killed before returning (unless BOOT_KEEP=1 and
+# every marker appeared). BOOT_NET replaces the default user-mode NIC with these QEMU options.
 boot_wait() {
 	name=$1 disk=$2 seed=$3 fw=$4 limit=$5
 	shift 5
@@ -92,7 +93,7 @@ boot_wait() {
 		-serial "file:$T/$name.serial" -no-reboot $fwargs \
 		-drive "file=$overlay,if=virtio,format=qcow2" \
 		-drive "file=$seed,if=virtio,format=raw,readonly=on" \
-		-netdev user,id=n0 -device virtio-net-pci,netdev=n0 \
+		${BOOT_NET:--netdev user,id=n0 -device virtio-net-pci,netdev=n0} \
 		-pidfile "$T/$name.pid" >"$T/$name.qemu.log" 2>&1 &
 	qpid=$!
 	start=$(date +%s)
@@ -112,6 +113,9 @@ boot_wait() {
 		sleep 2
 	done
 	echo "$name: $(( $(date +%s) - start ))s to all markers (rc $rc)"
+	# BOOT_KEEP=1: leave a guest that got there running for the caller (its pid in
+	# $T/NAME.pid); the caller kills it.
+	[ $rc = 0 ] && [ "${BOOT_KEEP:-0}" = 1 ] && return 0
 	kill $qpid 2>/dev/null
 	sleep 1
 	kill -9 $qpid 2>/dev/null
@@ -123,4 +127,26 @@ boot_wait() {
 # coreutils' on multi-gigabyte sparse images.
 sums() {
 	openssl dgst -sha256 -r "$@"
+}
+
+# Copy the project (spec, the files it bakes, user-data templates) to $1.
+t_copy_project() {
+	mkdir -p "$1"
+	for f in ansible-free-scripts cloud-init images stacks imgbuild.yaml; do
+		cp -r "$TOP/$f" "$1/"
+	done
+}
+
+# Stand-ins for what the roles of project $1 download (dl.k8s.io, GitHub releases,
+# registries: unreachable from test machines), laid out as a directory mirror in $2 for
+# `--mirror $2`. tests/k8s/mkpayloads.py says which are real Debian binaries and which are
+# stand-ins; this prints that once per test.
+t_payloads() {
+	roles=$(cd "$1/images" && grep -L '^abstract: true' ./*.yaml | sed 's|^\./||; s|\.yaml$||' | tr '\n' ' ')
+	# shellcheck disable=SC2086
+	python3 "$TOP/tests/k8s/mkpayloads.py" "$1" "$2" $roles >"$T/payloads.txt" ||
+		fail "mkpayloads.py failed"
+	echo "payloads: $(grep -c ' real ' "$T/payloads.txt") real Debian binaries and" \
+		"$(grep -c ' stand-in ' "$T/payloads.txt") stand-ins served from a directory mirror" \
+		"(not exercised: upstream kubeadm, kubelet, kubectl, crictl and images)"
 }

@@ -23,6 +23,13 @@ enum {
 	OPT_MIRROR = 1 << 11,  /* --mirror URL|DIR */
 	OPT_ALL = 1 << 12,     /* --all */
 	OPT_ROLE = 1 << 13,    /* --role ROLE */
+	OPT_PLAN = 1 << 14,    /* --plan DIR */
+	/* cluster plan */
+	OPT_CLUSTER_DIR = 1 << 15,    /* --dir DIR */
+	OPT_MASTER_ADDRESS = 1 << 16, /* --master-address ADDR */
+	OPT_WORKERS = 1 << 17,        /* --workers N */
+	OPT_NETWORK = 1 << 18,        /* --network CIDR */
+	OPT_POD_CIDR = 1 << 19,       /* --pod-cidr CIDR */
 	/* publish (AWS); high bits, clear of the others' */
 	OPT_REGION = 1 << 20,        /* --region REGION */
 	OPT_ENDPOINT = 1 << 21,      /* --endpoint-url URL */
@@ -33,13 +40,20 @@ enum {
 	OPT_INSTANCE_TYPE = 1 << 26, /* --instance-type TYPE */
 	OPT_DRY_RUN = 1 << 27,       /* --dry-run */
 	OPT_TARGET = 1 << 28,        /* --target ami */
+	OPT_ADDONS = 1 << 29,        /* --addons LIST (cluster plan) */
+	OPT_ROTATE = 1 << 30,        /* --rotate (cluster plan) */
 };
 #define OPT_COMMON (OPT_DIR | OPT_VERBOSE | OPT_QUIET | OPT_HELP)
-#define OPT_BUILD  (OPT_COMMON | OPT_OUT | OPT_JOBS | OPT_JSON | OPT_FORCE | OPT_OFFLINE | OPT_MIRROR)
+#define OPT_BUILD                                                                                  \
+	(OPT_COMMON | OPT_OUT | OPT_JOBS | OPT_JSON | OPT_FORCE | OPT_OFFLINE | OPT_MIRROR)
 /* publish's options */
 #define OPT_AWS                                                                                    \
 	(OPT_REGION | OPT_ENDPOINT | OPT_PROFILE | OPT_CONCURRENCY | OPT_SKIP_HOLES |              \
 	 OPT_COPY_TO | OPT_INSTANCE_TYPE | OPT_DRY_RUN)
+/* cluster plan's options */
+#define OPT_CLUSTER                                                                                \
+	(OPT_CLUSTER_DIR | OPT_MASTER_ADDRESS | OPT_WORKERS | OPT_NETWORK | OPT_SSH_KEY |          \
+	 OPT_POD_CIDR | OPT_ADDONS | OPT_ROTATE)
 
 struct cli {
 	const char *dir; /* -C */
@@ -54,7 +68,7 @@ struct cli {
 	const char *mirror; /* --mirror */
 	int all;            /* --all */
 	const char *role;   /* --role */
-	int tty; /* stderr is a terminal: draw progress bars */
+	int tty;            /* stderr is a terminal: draw progress bars */
 	struct ib_ctx ctx;
 	pthread_mutex_t out_lock;
 	int bar_active; /* a progress line is on screen and needs clearing */
@@ -69,6 +83,16 @@ struct cli {
 	const char *instance_type;
 	int dry_run;
 	const char *target; /* all --target ami */
+
+	/* cluster plan, and seed --plan */
+	const char *plan_dir;       /* seed --plan */
+	const char *cluster_dir;    /* --dir */
+	const char *master_address; /* --master-address */
+	int workers;                /* --workers; 0: the default */
+	const char *network;        /* --network */
+	const char *pod_cidr;       /* --pod-cidr */
+	const char *addons;         /* --addons */
+	int rotate;                 /* --rotate */
 };
 
 struct command {
@@ -99,6 +123,7 @@ int cmd_fetch(struct cli *cli, int argc, char **argv);
 int cmd_cache(struct cli *cli, int argc, char **argv);
 int cmd_verify(struct cli *cli, int argc, char **argv);
 int cmd_publish(struct cli *cli, int argc, char **argv);
+int cmd_cluster(struct cli *cli, int argc, char **argv);
 /* `all`, then `publish` with --target ami. */
 int cmd_all_target(struct cli *cli, int argc, char **argv);
 /* Hidden: the assembly inside a user namespace, run by a build as a normal user. */
@@ -106,6 +131,8 @@ int cmd_assemble(struct cli *cli, int argc, char **argv);
 
 /* Load the project from -C (or the current directory). */
 int cli_load_project(struct cli *cli, struct ib_project **ret);
+/* One warning naming how many images are pinned by tag only, and the first. */
+void cli_warn_unpinned(struct cli *cli, const struct ib_project *p);
 struct ib_fetch_opts;
 /* Download settings from --offline and --mirror. */
 void cli_fetch_opts(const struct cli *cli, struct ib_fetch_opts *o);

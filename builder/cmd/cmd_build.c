@@ -13,6 +13,22 @@ int cli_load_project(struct cli *cli, struct ib_project **ret)
 	return ib_project_load(&cli->ctx, ".", ret);
 }
 
+void cli_warn_unpinned(struct cli *cli, const struct ib_project *p)
+{
+	size_t n = 0;
+	const char *first = NULL;
+	for (size_t i = 0; i < p->n_roles; i++) {
+		n += p->roles[i].n_unpinned;
+		if (!first)
+			first = p->roles[i].first_unpinned;
+	}
+	if (n)
+		ib_log(&cli->ctx, IB_LOG_WARN,
+		       "%zu image%s pinned by tag only (the first: %s): a moved tag changes the "
+		       "build; pin with @sha256:<digest> (each manifest lists the digests used)",
+		       n, n == 1 ? " is" : "s are", first);
+}
+
 static void human(long long bytes, char *out, size_t n)
 {
 	if (bytes < 0) {
@@ -106,12 +122,25 @@ void cli_fetch_opts(const struct cli *cli, struct ib_fetch_opts *o)
 {
 	ib_fetch_opts_init(o);
 	o->offline = cli->offline;
-	o->mirror = cli->mirror;
+	/* The environment too: a site's mirror is set once for every command and CI job. */
+	o->mirror = cli->mirror ? cli->mirror : getenv("IMGBUILD_MIRROR");
+	if (o->mirror && !*o->mirror)
+		o->mirror = NULL;
 	o->progress = cli->tty && !cli->json && cli->verbosity > 0;
 }
 
 int cli_build(struct cli *cli, struct ib_project *p, const char *const *roles, size_t n)
 {
+	/* Every role resolves (its templates render) before any work starts: a spec error is
+	 * reported as such, and no role is half built because another one is wrong. */
+	for (size_t i = 0; i < n; i++) {
+		struct ib_resolved *res = NULL;
+		int r = ib_role_resolve(&cli->ctx, p, roles[i], &res);
+		ib_resolved_free(res);
+		if (r < 0)
+			return r;
+	}
+	cli_warn_unpinned(cli, p);
 	time_t epoch = ib_source_date_epoch();
 	if (epoch < 0)
 		return ib_error(&cli->ctx, IB_E_USAGE,

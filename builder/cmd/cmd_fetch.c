@@ -13,6 +13,7 @@ int cmd_fetch(struct cli *cli, int argc, char **argv)
 	int r = cli_load_project(cli, &p);
 	if (r < 0)
 		return r;
+	cli_warn_unpinned(cli, p);
 	time_t epoch = ib_source_date_epoch();
 	_cleanup_free_ char *cache = ib_cache_dir();
 	struct ib_cas cas = {0};

@@ -14,13 +14,17 @@ int cmd_validate(struct cli *cli, int argc, char **argv)
 		struct ib_resolved *res = NULL;
 		r = ib_role_resolve(&cli->ctx, p, p->roles[i].name, &res);
 		if (r == 0 && !p->roles[i].abstract) {
-			/* The seed template must render with every variable it may be given. */
+			/* The seed template must render with every variable it may be given,
+			 * a cluster plan's too (stand-in values: nothing is written). */
 			struct seed_data sd = {0};
-			r = seed_render(&cli->ctx, p, res, NULL, NULL, &sd);
+			struct seed_opts so = {.plan_mode = SEED_PLAN_PLACEHOLDERS};
+			r = seed_render_opts(&cli->ctx, p, res, &so, &sd);
 			seed_data_release(&sd);
 		}
 		ib_resolved_free(res);
 	}
+	if (r == 0)
+		cli_warn_unpinned(cli, p);
 	if (r == 0 && cli->verbosity > 0)
 		printf("%s: spec ok: %zu roles\n", p->path, p->n_roles);
 	ib_project_free(p);

@@ -125,6 +125,8 @@ struct ib_role {
 	struct ib_artifact *artifacts;
 	size_t n_artifacts;
 	struct strv images; /* container image references, "name:tag@sha256:..." */
+	size_t n_unpinned;    /* of those, pinned by tag only */
+	char *first_unpinned; /* "file:line:col reference" of the first, or NULL */
 	struct ib_checks checks;
 	struct ib_var *vars;
 	size_t n_vars;

@@ -753,17 +753,17 @@ static int valid_image_ref(const char *s)
 
 static int add_image(const struct spec_src *src, const struct ynode *it, void *data)
 {
+	struct ib_role *role = data;
 	if (!valid_image_ref(it->value))
 		return ERR(src, it,
 		           "invalid image reference '%s' (expected name:tag, name@sha256:<64 hex> "
 		           "or both)",
 		           it->value);
-	if (!strchr(it->value, '@'))
-		ib_log(src->ctx, IB_LOG_WARN,
-		       "%s:%d:%d: image '%s' is not pinned by digest: the build changes when the tag "
-		       "moves (add @sha256:...)",
-		       src->display, it->line, it->col, it->value);
-	strv_push(data, it->value);
+	/* Counted, not logged here: one warning per command says how many and where. */
+	if (!strchr(it->value, '@') && role->n_unpinned++ == 0)
+		role->first_unpinned =
+		        xasprintf("%s:%d:%d %s", src->display, it->line, it->col, it->value);
+	strv_push(&role->images, it->value);
 	return 0;
 }
 
@@ -948,7 +948,7 @@ int spec_parse_role(const struct spec_src *src, const struct ynode *root, const 
 				return ret;
 	}
 	if (v[R_IMAGES] &&
-	    (ret = each_string(src, v[R_IMAGES], "images", add_image, &r->images)) < 0)
+	    (ret = each_string(src, v[R_IMAGES], "images", add_image, r)) < 0)
 		return ret;
 	if (v[R_CHECKS] && (ret = parse_checks(src, v[R_CHECKS], &r->checks)) < 0)
 		return ret;
@@ -992,6 +992,7 @@ void spec_role_release(struct ib_role *r)
 	}
 	free(r->artifacts);
 	strv_release(&r->images);
+	free(r->first_unpinned);
 	for (size_t i = 0; i < r->checks.n_files; i++) {
 		free(r->checks.files[i].path);
 		free(r->checks.files[i].sha256);

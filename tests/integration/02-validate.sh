@@ -7,13 +7,13 @@ t_init 02-validate
 
 for bin in $(binaries); do
 	expect_exit 0 "$bin" -C "$TOP" validate
-	grep -q 'spec ok: 4 roles' "$T/out" || fail "validate: $(cat "$T/out")"
+	grep -q 'spec ok: 5 roles' "$T/out" || fail "validate: $(cat "$T/out")"
 	expect_exit 0 "$bin" -C "$TOP" list
 	for r in base master worker tooling; do
 		grep -q "^$r " "$T/out" || fail "list lacks $r"
 	done
 	expect_exit 0 "$bin" -C "$TOP" list --json
-	python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert [r["name"] for r in d]==["base","master","tooling","worker"], d' "$T/out" \
+	python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert [r["name"] for r in d]==["base","k8s-node","master","tooling","worker"], d' "$T/out" \
 		|| fail "list --json: $(cat "$T/out")"
 done
 ok "default spec validates and lists"

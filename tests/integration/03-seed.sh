@@ -8,8 +8,8 @@ command -v xorriso >/dev/null || skip "xorriso is not installed (make deps)"
 ssh-keygen -q -t ed25519 -N '' -f "$T/key" 2>/dev/null || printf 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJ+test test@imgbuild\n' >"$T/key.pub"
 for bin in $(binaries); do
 	rm -rf "$T/seeds"
-	expect_exit 0 "$bin" -C "$TOP" seed worker -o "$T/seeds" --ssh-key "$T/key.pub" --hostname worker-1
-	iso=$T/seeds/worker.seed.iso
+	expect_exit 0 "$bin" -C "$TOP" seed base -o "$T/seeds" --ssh-key "$T/key.pub" --hostname worker-1
+	iso=$T/seeds/base.seed.iso
 	[ -f "$iso" ] || fail "no seed written"
 	label=$(blkid -o value -s LABEL "$iso")
 	case "$label" in cidata|CIDATA) ;; *) fail "seed label is '$label'" ;; esac
@@ -28,8 +28,11 @@ except ImportError:
 d = yaml.safe_load(open(sys.argv[1]))
 assert d["hostname"] == "worker-1" and len(d["ssh_authorized_keys"]) == 1, d
 PY
-	expect_exit 2 "$bin" -C "$TOP" seed worker --hostname 'Bad_Name'
+	expect_exit 2 "$bin" -C "$TOP" seed base --hostname 'Bad_Name'
 	expect_exit 2 "$bin" -C "$TOP" seed nosuch
-	expect_exit 2 "$bin" -C "$TOP" seed worker --ssh-key /etc/hostname
+	expect_exit 2 "$bin" -C "$TOP" seed base --ssh-key /etc/hostname
+	# The Kubernetes roles' user-data holds the cluster's secrets: only from a plan.
+	expect_exit 2 "$bin" -C "$TOP" seed worker -o "$T/seeds"
+	[ -e "$T/seeds/worker.seed.iso" ] && fail "a worker seed was written without a plan"
 done
-ok "seed ISO: label, user-data, meta-data, errors"
+ok "seed ISO: label, user-data, meta-data, errors; master and worker seeds need a plan"

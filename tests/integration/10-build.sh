@@ -8,13 +8,16 @@ t_init 10-build
 IMG=$TOP/tests/tmp/images
 rm -rf "$IMG"
 mkdir -p "$IMG"
-for f in ansible-free-scripts cloud-init images imgbuild.yaml; do
+for f in ansible-free-scripts cloud-init images stacks imgbuild.yaml; do
 	cp -r "$TOP/$f" "$IMG/"
 done
 P=$IMG
 OUT=$IMG/out
 # A smaller disk than the default keeps hashing and checking quick; 20-boot grows it.
 sed -i 's/^  size: .*/  size: 2G/' "$P/imgbuild.yaml"
+# What the Kubernetes roles download comes from stand-ins in a directory mirror.
+t_payloads "$P" "$IMG/mirror"
+export IMGBUILD_MIRROR="$IMG/mirror"
 bin=${IMGBUILD_SAN:-$IMGBUILD}
 [ -x "$bin" ] || bin=$IMGBUILD
 
@@ -86,11 +89,16 @@ dbg 'cat /boot/grub/grub.cfg' | grep -q 'console=ttyS0' || fail "grub.cfg has no
 ok "root filesystem: e2fsck clean, sealed, layer and units in place"
 
 # cloud-init's own schema, taken from the image, accepts every role's seed user-data (with
-# and without an SSH key) and the defaults the layer wrote.
+# and without an SSH key), the cluster plan's and the defaults the layer wrote.
 dbg 'cat /usr/lib/python3/dist-packages/cloudinit/config/schemas/schema-cloud-config-v1.json' >"$T/schema.json"
 dbg 'cat /etc/cloud/cloud.cfg.d/90-imgbuild.cfg' >"$T/90-imgbuild.cfg"
 ssh-keygen -q -t ed25519 -N '' -f "$T/key" 2>/dev/null
-for r in base master worker tooling; do
+# master and worker user-data come from a cluster plan (secrets included, 0600).
+"$bin" -C "$P" cluster plan --dir "$T/plan" --master-address 10.0.0.10 --workers 2 \
+	--ssh-key "$T/key.pub" >/dev/null || fail "cluster plan"
+cp "$T/plan/master.user-data" "$T/user-data.master.plan"
+cp "$T/plan/worker-2.user-data" "$T/user-data.worker-2.plan"
+for r in base tooling; do
 	"$bin" -C "$P" seed "$r" -o "$T/seed-nokey" -q || fail "seed $r"
 	"$bin" -C "$P" seed "$r" -o "$T/seed-key" --ssh-key "$T/key.pub" -q || fail "seed $r with key"
 	for d in seed-nokey seed-key; do

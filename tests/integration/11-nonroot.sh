@@ -43,7 +43,7 @@ bin=${IMGBUILD_SAN:-$IMGBUILD}
 P=$W/p
 OUT=$P/out
 mkdir -p "$P" "$W/bin"
-for f in ansible-free-scripts cloud-init images imgbuild.yaml; do
+for f in ansible-free-scripts cloud-init images stacks imgbuild.yaml; do
 	cp -r "$TOP/$f" "$P/"
 done
 sed -i 's/^  size: .*/  size: 2G/' "$P/imgbuild.yaml"
@@ -106,7 +106,7 @@ ok "root filesystem: e2fsck clean; /, /etc/shadow (0:42 0640), /var/log/journal 
 # must match.
 R=$T/root
 mkdir -p "$R/cache/rootfs"
-for f in ansible-free-scripts cloud-init images imgbuild.yaml; do
+for f in ansible-free-scripts cloud-init images stacks imgbuild.yaml; do
 	cp -r "$P/$f" "$R/"
 done
 for tar in "$W"/cache/rootfs/*.tar; do

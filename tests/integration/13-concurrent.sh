@@ -8,7 +8,7 @@ t_init 13-concurrent
 bin=$IMGBUILD
 P=$T/project
 mkdir -p "$P"
-for f in ansible-free-scripts cloud-init images imgbuild.yaml; do cp -r "$TOP/$f" "$P/"; done
+for f in ansible-free-scripts cloud-init images stacks imgbuild.yaml; do cp -r "$TOP/$f" "$P/"; done
 sed -i 's/^  size: .*/  size: 2G/' "$P/imgbuild.yaml"
 export IMGBUILD_CACHE_DIR="$T/cache"
 

@@ -65,7 +65,7 @@ ok "servers: files on $HTTP, registry on $REG with test/tiny:1"
 # ---- the project: the default spec plus a role that uses all of it ----
 P=$T/project
 mkdir -p "$P"
-for f in ansible-free-scripts cloud-init images imgbuild.yaml; do cp -r "$TOP/$f" "$P/"; done
+for f in ansible-free-scripts cloud-init images stacks imgbuild.yaml; do cp -r "$TOP/$f" "$P/"; done
 sed -i 's/^  size: .*/  size: 2G/' "$P/imgbuild.yaml"
 cat >"$P/images/supplied.yaml" <<EOF
 description: base plus pinned downloads and a container image

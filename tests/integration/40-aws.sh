@@ -48,7 +48,7 @@ ok "moto_server on $MOTO"
 # ---- a project whose outputs are small fake images ----
 P=$T/project
 mkdir -p "$P"
-for f in ansible-free-scripts cloud-init images imgbuild.yaml; do cp -r "$TOP/$f" "$P/"; done
+for f in ansible-free-scripts cloud-init images stacks imgbuild.yaml; do cp -r "$TOP/$f" "$P/"; done
 roles=$(cd "$P/images" && ls *.yaml | sed 's/\.yaml$//')
 OUT=$P/out
 mkdir -p "$OUT" "$T/home"

@@ -1,0 +1,153 @@
+/* cluster.h: a kubeadm cluster planned ahead: its CA, bootstrap token and certificate key,
+ * the hosts and their addresses, and the per-host texts cloud-init gets (doc/kubernetes.md).
+ *
+ * Secrets live only in the plan directory (0700, files 0600 but ca.crt) and in user-data,
+ * never in an image. The plan is made before any machine exists, so that a worker needs
+ * nothing from the master but its address: the CA is imgbuild's, and its hash is known.
+ */
+#pragma once
+
+#include <time.h>
+
+#include "util/ctx.h"
+#include "seed/seed.h" /* struct ib_tvar */
+
+#define IB_CLUSTER_MAX_WORKERS 64
+#define IB_TOKEN_LEN           23 /* [a-z0-9]{6}.[a-z0-9]{16} */
+#define IB_CERT_KEY_LEN        64 /* 32 random bytes in hex */
+#define IB_CA_HASH_LEN         71 /* "sha256:" and 64 hex digits */
+#define IB_CA_DAYS             3650
+/* The first host address of a --network goes to the master, the next ones to workers. */
+#define IB_CLUSTER_HOST_BASE 10
+
+/* ---- pki.c: the cluster CA ---- */
+
+struct ib_ca {
+	char *cert_pem;
+	char *key_pem;
+	char hash[IB_CA_HASH_LEN + 1]; /* what kubeadm's --discovery-token-ca-cert-hash takes */
+};
+
+/* A new self-signed CA as kubeadm makes one (RSA 2048, CN=kubernetes, 10 years), valid
+ * from an hour before now so that a node whose clock lags still accepts it. */
+int ib_ca_generate(struct ib_ctx *ctx, time_t now, struct ib_ca *ret);
+/* Take a CA from PEM texts (what: named in errors): the key must match the certificate,
+ * which must be a CA. Computes the hash. */
+int ib_ca_load(struct ib_ctx *ctx, const char *what, const char *cert_pem, const char *key_pem,
+               struct ib_ca *ret);
+/* "sha256:<hex>" of the DER SubjectPublicKeyInfo of a PEM certificate. */
+int ib_ca_hash(struct ib_ctx *ctx, const char *cert_pem, char out[IB_CA_HASH_LEN + 1]);
+void ib_ca_release(struct ib_ca *ca);
+
+/* ---- token.c: the bootstrap token and the certificate key ---- */
+
+int ib_token_generate(struct ib_ctx *ctx, char out[IB_TOKEN_LEN + 1]);
+int ib_token_valid(const char *s);
+int ib_cert_key_generate(struct ib_ctx *ctx, char out[IB_CERT_KEY_LEN + 1]);
+int ib_cert_key_valid(const char *s);
+
+/* ---- net.c: IPv4 addresses and networks ---- */
+
+struct ib_cidr {
+	uint32_t addr; /* host order, host bits zero */
+	unsigned prefix;
+};
+
+/* Dotted quad, no leading zeros (they read as octal elsewhere). 0 or -1. */
+int ib_ipv4_parse(const char *s, uint32_t *ret);
+void ib_ipv4_format(uint32_t a, char out[16]);
+/* "a.b.c.d/n". 0, -1 when malformed, -2 when host bits are set. */
+int ib_cidr_parse(const char *s, struct ib_cidr *ret);
+void ib_cidr_format(const struct ib_cidr *c, char out[19]);
+int ib_cidr_contains(const struct ib_cidr *c, uint32_t a);
+int ib_cidr_overlap(const struct ib_cidr *a, const struct ib_cidr *b);
+
+/* ---- plan.c: the plan ---- */
+
+struct ib_cluster_host {
+	char name[16];    /* "master", "worker-12" */
+	int worker;       /* 0: the master; N: worker-N; -1: a worker named otherwise */
+	char address[16]; /* static address on the plan's network; "" when none */
+	/* With a network: the MACs of the NIC on it (52:54 and the address's four bytes) and
+	 * of the NIC with the way out, DHCP (52:55 and the same); "" otherwise. */
+	char mac[18];
+	char uplink_mac[18];
+	char *user_data; /* rendered by the caller before writing; owned */
+};
+
+/* What `imgbuild cluster plan` is given. */
+struct ib_cluster_opts {
+	const char *name;           /* the cluster's: the project's name */
+	const char *master_address; /* IPv4 */
+	int workers;                /* 1..IB_CLUSTER_MAX_WORKERS */
+	const char *network;        /* CIDR of a private network for static addresses, or NULL */
+	const char *pod_cidr;       /* or NULL: the image's default (kubernetes.env) */
+	const char *addons;         /* names separated by commas or spaces, or NULL */
+	int rotate;                 /* new CA, token and certificate key even if some exist */
+};
+
+struct ib_cluster_plan {
+	char *dir;
+	char *name;
+	char master_address[16];
+	int has_network;
+	struct ib_cidr network;
+	char *pod_cidr; /* NULL: the image's default */
+	char *addons;   /* space separated; "" for none */
+	int workers;
+	struct ib_ca ca;
+	char token[IB_TOKEN_LEN + 1];
+	char cert_key[IB_CERT_KEY_LEN + 1];
+	int reused; /* the secrets came from the directory */
+	struct ib_cluster_host hosts[1 + IB_CLUSTER_MAX_WORKERS];
+	size_t n_hosts;
+	int lock_fd; /* flock on dir while the plan is held; -1 when dir did not exist */
+};
+
+/* Check the options (IB_E_USAGE naming the bad one), then take the CA, token and
+ * certificate key from dir when it holds a plan (unless rotating) or make new ones.
+ * Writes nothing; holds a lock on dir, if it exists, until the plan is released. */
+int ib_cluster_plan_init(struct ib_ctx *ctx, const char *dir, const struct ib_cluster_opts *o,
+                         struct ib_cluster_plan *ret);
+/* Read a plan written before, with its options (for `imgbuild seed --plan`). */
+int ib_cluster_plan_load(struct ib_ctx *ctx, const char *dir, struct ib_cluster_plan *ret);
+void ib_cluster_plan_release(struct ib_cluster_plan *p);
+/* The host of that name: "master" or "worker-N", also N beyond the planned workers as long
+ * as the network has an address for it (more workers can join later). IB_E_USAGE else. */
+int ib_cluster_host(struct ib_ctx *ctx, const struct ib_cluster_plan *p, const char *name,
+                    int worker, struct ib_cluster_host *ret);
+
+/* ---- render.c: the texts of a plan ---- */
+
+/* The names of the template variables a host gets (NULL-terminated); user-data templates
+ * that use any of them need a plan. */
+extern const char *const ib_cluster_var_names[];
+#define IB_CLUSTER_VAR_PREFIX "cluster_"
+#define IB_CLUSTER_N_VARS     3
+
+/* The template variables for a host (base64 one-liners: cluster.env, and for the master the
+ * CA certificate and key). Values are owned by vars; free with ib_cluster_vars_release. */
+struct ib_cluster_vars {
+	struct ib_tvar v[IB_CLUSTER_N_VARS];
+	size_t n;
+	char *owned[IB_CLUSTER_N_VARS];
+};
+void ib_cluster_vars_init(struct ib_cluster_vars *vars, const struct ib_cluster_plan *p,
+                          const struct ib_cluster_host *h);
+void ib_cluster_vars_release(struct ib_cluster_vars *vars);
+
+/* Caller frees each with free(). */
+char *ib_cluster_env(const struct ib_cluster_plan *p, const struct ib_cluster_host *h);
+char *ib_cluster_instance_id(const struct ib_cluster_plan *p, const struct ib_cluster_host *h);
+char *ib_cluster_meta_data(const struct ib_cluster_plan *p, const struct ib_cluster_host *h);
+/* NULL when the plan has no network: the image's default (DHCP) applies. */
+char *ib_cluster_network_config(const struct ib_cluster_plan *p, const struct ib_cluster_host *h);
+char *ib_cluster_plan_json(const struct ib_cluster_plan *p);
+
+/* ---- write.c ---- */
+
+/* Write the plan directory: ca.crt, ca.key, plan.json, and for every host its user-data
+ * (hosts[i].user_data, rendered by the caller) and seed ISO. Everything is written aside,
+ * then renamed into place together; files of workers beyond the plan's are removed.
+ * Releases the lock on the directory. */
+int ib_cluster_plan_write(struct ib_ctx *ctx, struct ib_cluster_plan *p, time_t mtime);
