@@ -173,7 +173,7 @@ for sig in INT TERM; do
 	grep -q 'interrupted' "$T/int.err" || fail "SIG$sig: no message: $(cat "$T/int.err")"
 	[ -z "$(ls -A "$OUT/.imgbuild-work" 2>/dev/null)" ] || fail "SIG$sig: work files left: $(ls -A "$OUT/.imgbuild-work")"
 	ls "$OUT" | grep -q 'tmp' && fail "SIG$sig: temporary files left: $(ls "$OUT")"
-	pgrep -f 'mkfs|qemu-img convert|mmdebstrap' >/dev/null && fail "SIG$sig: tools still running"
+	pgrep -f "(mkfs|qemu-img convert).*$OUT" >/dev/null && fail "SIG$sig: tools still running"
 	[ "$(cd "$OUT" && sums worker.raw worker.qcow2 worker.manifest.json)" = "$before" ] || fail "SIG$sig changed outputs"
 done
 ok "SIGINT and SIGTERM leave earlier outputs intact, no work or temporary files, no tools running"
