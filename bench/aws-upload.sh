@@ -26,7 +26,7 @@ trap 'exit 1' INT TERM
 # A project whose worker role has a built image: the fake manifest is all publish reads.
 P=$W/project
 mkdir -p "$P/out"
-for f in cloud-init images imgbuild.yaml ansible-free-scripts; do
+for f in cloud-init images stacks imgbuild.yaml ansible-free-scripts; do
 	[ -e "$TOP/$f" ] && rm -rf "${P:?}/$f" && cp -r "$TOP/$f" "$P/"
 done
 raw=$P/out/worker.raw

@@ -33,7 +33,7 @@ ok "usage and errors"
 # A copy of the project whose roles declare checks that the built images satisfy.
 P=$T/proj
 mkdir -p "$P"
-cp -r "$IMG/images" "$IMG/imgbuild.yaml" "$IMG/ansible-free-scripts" "$IMG/cloud-init" "$P/"
+cp -r "$IMG/images" "$IMG/imgbuild.yaml" "$IMG/ansible-free-scripts" "$IMG/cloud-init" "$IMG/stacks" "$P/"
 sshd_sha=$(sha256sum "$P/images/files/base/sshd-keys-only.conf" | cut -d' ' -f1)
 ci_ver=$(python3 -c 'import json,sys; print([p["version"] for p in json.load(open(sys.argv[1]))["packages"] if p["name"] == "cloud-init"][0])' "$OUT/base.manifest.json")
 cat >>"$P/images/base.yaml" <<EOF
