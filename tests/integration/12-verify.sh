@@ -118,9 +118,9 @@ verify_run worker 0 "$IMGBUILD" -C "$P" verify --role worker "$OUT/worker.qcow2"
 grep -q "^unit:getty@.service .* pass .*getty.target.wants/getty@tty1.service" "$T/worker.out" \
 	|| fail "worker: template unit: $(cat "$T/worker.out")"
 grep -q "^package:systemd .* pass" "$T/worker.out" || fail "worker: $(cat "$T/worker.out")"
-grep -q "worker.qcow2: 26 checks, all passed" "$T/worker.out" || fail "worker: $(cat "$T/worker.out")"
+grep -q "worker.qcow2: 54 checks, all passed" "$T/worker.out" || fail "worker: $(cat "$T/worker.out")"
 [ "$(stamp)" = "$before" ] || fail "verify changed an image"
-ok "worker.qcow2 passes with worker's checks and base's; the images are unchanged"
+ok "worker.qcow2 passes with the checks of worker, k8s-node (the kubeadm node checklist) and base; the images are unchanged"
 
 # Tamper with a copy: every change in one guestfish session on one overlay.
 qemu-img create -q -f qcow2 -F qcow2 -b "$OUT/worker.qcow2" "$T/tampered.qcow2" || fail "overlay"
