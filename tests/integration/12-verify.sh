@@ -185,7 +185,7 @@ for n in ["partitions", "bios-core", "uefi-loader", "os", "unit:ssh.service", "p
 print(f"tampered: {len(failed)} of {len(res)} checks failed, all in one run "
       f"(launch {s['launch_seconds']:.1f}s, all {s['seconds']:.1f}s)")
 PY
-grep -q "^imgbuild: error: image '$T/tampered.qcow2' failed 13 of 26 checks: bios-mbr, " "$T/tampered.err" \
+grep -q "^imgbuild: error: image '$T/tampered.qcow2' failed 13 of 54 checks: bios-mbr, " "$T/tampered.err" \
 	|| fail "tampered: error line: $(cat "$T/tampered.err")"
 [ "$(grep -c 'error' "$T/tampered.err")" = 1 ] || fail "not one error line: $(cat "$T/tampered.err")"
 ok "a tampered copy fails, naming machine-id, host key, planted keys, token, AWS key, password, file digests, unit, sysctl, boot code, kernel, fstab"

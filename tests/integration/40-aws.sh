@@ -49,7 +49,7 @@ ok "moto_server on $MOTO"
 P=$T/project
 mkdir -p "$P"
 for f in ansible-free-scripts cloud-init images stacks imgbuild.yaml; do cp -r "$TOP/$f" "$P/"; done
-roles=$(cd "$P/images" && ls *.yaml | sed 's/\.yaml$//')
+roles=$(cd "$P/images" && grep -L '^abstract: true' ./*.yaml | sed 's|^\./||; s/\.yaml$//')
 OUT=$P/out
 mkdir -p "$OUT" "$T/home"
 
