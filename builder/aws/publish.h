@@ -100,4 +100,4 @@ int aws_copy_image(struct ib_ctx *ctx, struct aws_client *c, const char *src_reg
  * selecting resources tagged AWS_TAG_BACKUP=backup_value. Caller frees. */
 char *aws_tf_launch_templates(const struct aws_lt_spec *specs, const char *const *keys, size_t n,
                               const char *previous);
-char *aws_tf_backup_plan(const char *project, const char *backup_value);
+char *aws_tf_backup_plan(const char *project, const char *backup_value, int retention_days);

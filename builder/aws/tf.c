@@ -123,7 +123,7 @@ char *aws_tf_launch_templates(const struct aws_lt_spec *specs, const char *const
 	return sb_take(&sb);
 }
 
-char *aws_tf_backup_plan(const char *project, const char *backup_value)
+char *aws_tf_backup_plan(const char *project, const char *backup_value, int retention_days)
 {
 	struct strbuf sb = STRBUF_INIT;
 	struct json j;
@@ -147,10 +147,10 @@ char *aws_tf_backup_plan(const char *project, const char *backup_value)
 	json_obj_begin(&j, NULL);
 	json_str(&j, "rule_name", backup_value);
 	json_str(&j, "target_vault_name", "${aws_backup_vault.imgbuild.name}");
-	/* Daily at 05:00 UTC, kept two weeks. */
+	/* Daily at 05:00 UTC, after the hosts' own nightly dumps and etcd snapshots. */
 	json_str(&j, "schedule", "cron(0 5 ? * * *)");
 	json_obj_begin(&j, "lifecycle");
-	json_int(&j, "delete_after", 14);
+	json_int(&j, "delete_after", retention_days);
 	json_obj_end(&j);
 	json_obj_end(&j);
 	json_arr_end(&j);

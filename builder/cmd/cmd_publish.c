@@ -195,7 +195,7 @@ static void print_summary(struct cli *cli, const struct aws_client *c, struct ro
 
 /* out/aws/launch-templates.tf.json and out/aws/backup-plan.tf.json, atomically. */
 static int write_tf(struct cli *cli, const struct ib_project *p, const char *out,
-                    struct role_in *ri, size_t n, const char *backup)
+                    struct role_in *ri, size_t n, const char *backup, int retention)
 {
 	struct ib_ctx *ctx = &cli->ctx;
 	_cleanup_free_ char *dir = xasprintf("%s/aws", out);
@@ -216,7 +216,7 @@ static int write_tf(struct cli *cli, const struct ib_project *p, const char *out
 	if (ib_exists(lt_path) && ib_read_file(ctx, lt_path, MAX_MANIFEST, &previous, NULL) < 0)
 		previous = NULL;
 	_cleanup_free_ char *lts = aws_tf_launch_templates(specs, keys, k, previous);
-	_cleanup_free_ char *plan = aws_tf_backup_plan(p->name, backup);
+	_cleanup_free_ char *plan = aws_tf_backup_plan(p->name, backup, retention);
 	free(specs);
 	free(keys);
 	r = ib_write_file_atomic(ctx, lt_path, lts, strlen(lts), 0644);
@@ -264,6 +264,21 @@ static int publish_roles(struct cli *cli, struct ib_project *p, const char *cons
 	const char *backup = getenv("IMGBUILD_AWS_BACKUP_TAG");
 	if (!backup || !*backup)
 		backup = "daily";
+	/* How long AWS Backup keeps each recovery point: a site's policy, not imgbuild's. */
+	int retention = 14;
+	const char *ret_s = getenv("IMGBUILD_AWS_BACKUP_RETENTION_DAYS");
+	if (ret_s && *ret_s) {
+		char *end;
+		long d = strtol(ret_s, &end, 10);
+		if (*end || d < 1 || d > 36500) {
+			r = ib_error(ctx, IB_E_USAGE,
+			             "IMGBUILD_AWS_BACKUP_RETENTION_DAYS='%s' is not a number of days "
+			             "from 1 to 36500",
+			             ret_s);
+			goto done;
+		}
+		retention = (int)d;
+	}
 	int failed = 0;
 	for (size_t i = 0; i < n; i++) {
 		struct ib_ctx rc;
@@ -301,7 +316,7 @@ static int publish_roles(struct cli *cli, struct ib_project *p, const char *cons
 	}
 	/* The files say what the API was told; a dry run writes nothing. */
 	if (!cli->dry_run && !ib_interrupted) {
-		int w = write_tf(cli, p, out, ri, n, backup);
+		int w = write_tf(cli, p, out, ri, n, backup, retention);
 		if (r == 0)
 			r = w;
 	}

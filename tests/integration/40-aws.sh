@@ -117,7 +117,7 @@ ok "dry run: $blocks block requests shown, nothing sent, secrets redacted"
 
 # ---- a full publish of every role ----
 rec_start
-expect_exit 0 "$bin" -C "$P" publish --endpoint-url "$MOTO" --json --instance-type t3.large
+expect_exit 0 env IMGBUILD_AWS_BACKUP_RETENTION_DAYS=30 "$bin" -C "$P" publish --endpoint-url "$MOTO" --json --instance-type t3.large
 rec_stop first
 grep '"event":"summary"' "$T/out" >"$T/summary1.json" || fail "no summary: $(cat "$T/out" "$T/err")"
 ! grep -q DoNotPrint "$T/out" "$T/err" || fail "a secret was printed"
@@ -136,6 +136,10 @@ $CHECK template "$MOTO" "$LT" "$AMI" t3.large || fail "launch template"
 $CHECK recording "$T/first.rec" "$T/summary1.json" worker || fail "recorded requests"
 $CHECK terraform "$OUT/aws" "$T/summary1.json" worker || fail "Terraform files"
 $CHECK template-tf "$MOTO" "$OUT/aws" worker "$LT" || fail "Terraform file versus API"
+python3 -c "import json,sys; r=json.load(open(sys.argv[1]))['resource']['aws_backup_plan']['imgbuild']['rule'][0]; assert r['lifecycle']['delete_after'] == 30 and r['schedule'] == 'cron(0 5 ? * * *)', r" \
+	"$OUT/aws/backup-plan.tf.json" || fail "the backup plan does not keep 30 days daily"
+expect_exit 2 env IMGBUILD_AWS_BACKUP_RETENTION_DAYS=0 "$bin" -C "$P" publish --endpoint-url "$MOTO"
+grep -q "IMGBUILD_AWS_BACKUP_RETENTION_DAYS='0' is not a number of days" "$T/err" || fail "retention: $(cat "$T/err")"
 for r in $roles; do
 	python3 -c "import json,sys; json.load(open(sys.argv[1]))['resource']['aws_launch_template'][sys.argv[2]]" \
 		"$OUT/aws/launch-templates.tf.json" "$r" || fail "no template for $r in the Terraform file"

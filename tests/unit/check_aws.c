@@ -408,7 +408,7 @@ START_TEST(test_terraform)
 	aws_lt_owned_release(&a);
 	aws_lt_owned_release(&b);
 
-	_cleanup_free_ char *plan = aws_tf_backup_plan("proj", "daily");
+	_cleanup_free_ char *plan = aws_tf_backup_plan("proj", "daily", 30);
 	_cleanup_jsonr_ struct jsonr *p = NULL;
 	ck_assert_int_eq(jsonr_parse(&ctx, IB_E_SPEC, "plan", plan, strlen(plan), &p), 0);
 	const struct jsonr *res = jsonr_get(p, "resource");
@@ -419,6 +419,10 @@ START_TEST(test_terraform)
 	ck_assert_str_eq(jsonr_get_str(sel, "key"), AWS_TAG_BACKUP);
 	ck_assert_str_eq(jsonr_get_str(sel, "value"), "daily");
 	ck_assert_ptr_nonnull(jsonr_get(res, "aws_backup_plan"));
+	const struct jsonr *rule =
+	        &jsonr_get(jsonr_get(jsonr_get(res, "aws_backup_plan"), "imgbuild"), "rule")->items[0];
+	const struct jsonr *del = jsonr_get(jsonr_get(rule, "lifecycle"), "delete_after");
+	ck_assert(del && del->is_int && del->integer == 30);
 	ck_assert_ptr_nonnull(jsonr_get(res, "aws_iam_role_policy_attachment"));
 	/* The role's trust policy is itself valid JSON. */
 	const char *trust = jsonr_get_str(
