@@ -40,5 +40,3 @@ void aws_http_resp_release(struct aws_http_resp *resp);
 
 /* The value of header name in a header block (case-insensitive), or NULL. Caller frees. */
 char *aws_http_header(const char *headers, const char *name);
-
-

@@ -167,7 +167,8 @@ int cli_build(struct cli *cli, struct ib_project *p, const char *const *roles, s
 		if (res[i].rc >= 0)
 			continue;
 		if (!first)
-			cli_message(cli, "imgbuild: error: building '%s': %s", res[i].role, res[i].err);
+			cli_message(cli, "imgbuild: error: building '%s': %s", res[i].role,
+			            res[i].err);
 		first = 0;
 	}
 	print_summary(cli, res, n);

@@ -29,9 +29,11 @@ int cmd_fetch(struct cli *cli, int argc, char **argv)
 		struct ib_resolved *res = NULL;
 		int rr = ib_role_resolve(&child, p, p->roles[i].name, &res);
 		if (rr == 0) {
-			struct ib_rootfs_opts ro = {
-			        .project = p, .role = res, .cache_dir = cache, .epoch = epoch,
-			        .offline = cli->offline};
+			struct ib_rootfs_opts ro = {.project = p,
+			                            .role = res,
+			                            .cache_dir = cache,
+			                            .epoch = epoch,
+			                            .offline = cli->offline};
 			_cleanup_free_ char *tar = NULL;
 			int reused = 0;
 			rr = ib_rootfs_get(&child, &ro, &tar, &reused);

@@ -271,10 +271,11 @@ static int publish_roles(struct cli *cli, struct ib_project *p, const char *cons
 		char *end;
 		long d = strtol(ret_s, &end, 10);
 		if (*end || d < 1 || d > 36500) {
-			r = ib_error(ctx, IB_E_USAGE,
-			             "IMGBUILD_AWS_BACKUP_RETENTION_DAYS='%s' is not a number of days "
-			             "from 1 to 36500",
-			             ret_s);
+			r = ib_error(
+			        ctx, IB_E_USAGE,
+			        "IMGBUILD_AWS_BACKUP_RETENTION_DAYS='%s' is not a number of days "
+			        "from 1 to 36500",
+			        ret_s);
 			goto done;
 		}
 		retention = (int)d;

@@ -17,7 +17,7 @@
 
 /* A directory tree with more entries than this is a mistake (a home directory, a build
  * tree), not configuration. */
-#define LAYER_MAX_ENTRIES (1u << 20)
+#define LAYER_MAX_ENTRIES  (1u << 20)
 #define LAYER_MAX_TEMPLATE IB_SPEC_MAX_FILE /* a template is read whole, like a spec */
 
 /* 9999-12-31T23:59:59Z: past it, ISO 9660 dates (four-digit years) cannot hold the time. */

@@ -19,9 +19,8 @@
 #include "util/tmpreg.h"
 
 static const char *const stage_names[IB_STAGE__MAX] = {
-        [IB_STAGE_FETCH] = "fetch",
-        [IB_STAGE_ROOTFS] = "rootfs", [IB_STAGE_LAYER] = "layer",       [IB_STAGE_DISK] = "disk",
-        [IB_STAGE_QCOW2] = "qcow2",   [IB_STAGE_MANIFEST] = "manifest",
+        [IB_STAGE_FETCH] = "fetch", [IB_STAGE_ROOTFS] = "rootfs", [IB_STAGE_LAYER] = "layer",
+        [IB_STAGE_DISK] = "disk",   [IB_STAGE_QCOW2] = "qcow2",   [IB_STAGE_MANIFEST] = "manifest",
 };
 
 const char *ib_stage_name(enum ib_stage s)
@@ -39,8 +38,8 @@ struct job {
 	char *work;       /* <out>/.imgbuild-work/<role>.<pid> */
 	char *rootfs_tar; /* in the cache */
 	char *tree, *layer_tar;
-	char *shm;              /* a tmpfs directory holding the tree, or NULL */
-	char *rootfs_tar_hint;  /* the cached tarball's expected path, for sizing */
+	char *shm;                    /* a tmpfs directory holding the tree, or NULL */
+	char *rootfs_tar_hint;        /* the cached tarball's expected path, for sizing */
 	char *raw, *qcow2, *manifest; /* in the work dir */
 	struct ib_disk_layout layout;
 	struct ib_package *pkgs;

@@ -24,11 +24,11 @@ const char *ib_stage_name(enum ib_stage s);
 
 struct ib_build_opts {
 	const struct ib_project *project;
-	const char *out_dir;   /* absolute; the project's output dir unless -o */
-	const char *cache_dir; /* absolute */
-	int jobs;              /* roles built at once, >= 1 */
-	int force;             /* rebuild even when nothing changed */
-	time_t epoch;          /* SOURCE_DATE_EPOCH */
+	const char *out_dir;               /* absolute; the project's output dir unless -o */
+	const char *cache_dir;             /* absolute */
+	int jobs;                          /* roles built at once, >= 1 */
+	int force;                         /* rebuild even when nothing changed */
+	time_t epoch;                      /* SOURCE_DATE_EPOCH */
 	const struct ib_fetch_opts *fetch; /* downloads: offline, mirror, parallelism */
 };
 

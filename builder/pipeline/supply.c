@@ -71,7 +71,8 @@ static int write_entry(struct ib_ctx *ctx, struct archive *a, const char *out, c
 			if (w < 0 && errno == EINTR)
 				continue;
 			if (w < 0)
-				return ib_error_errno(ctx, IB_E_IO, errno, "cannot write '%s'", out);
+				return ib_error_errno(ctx, IB_E_IO, errno, "cannot write '%s'",
+				                      out);
 			off += w;
 		}
 	}
@@ -89,8 +90,8 @@ static int extract_members(struct ib_ctx *ctx, const struct ib_artifact *art, co
 	archive_read_support_format_tar(a);
 	archive_read_support_format_zip(a);
 	if (archive_read_open_filename(a, path, 1 << 16) != ARCHIVE_OK) {
-		r = ib_error(ctx, IB_E_VERIFY, "artifact '%s' is not a readable archive: %s", art->name,
-		             archive_error_string(a));
+		r = ib_error(ctx, IB_E_VERIFY, "artifact '%s' is not a readable archive: %s",
+		             art->name, archive_error_string(a));
 		goto out;
 	}
 	struct archive_entry *e;
@@ -108,8 +109,10 @@ static int extract_members(struct ib_ctx *ctx, const struct ib_artifact *art, co
 				continue;
 			if (archive_entry_filetype(e) != AE_IFREG) {
 				r = ib_error(ctx, IB_E_SPEC,
-				             "%s:%d:%d: member '%s' of artifact '%s' is not a regular file",
-				             x->pos.file, x->pos.line, x->pos.col, x->member, art->name);
+				             "%s:%d:%d: member '%s' of artifact '%s' is not a "
+				             "regular file",
+				             x->pos.file, x->pos.line, x->pos.col, x->member,
+				             art->name);
 				goto out;
 			}
 			char *out = xasprintf("%s/%zu", dir, i);
@@ -202,8 +205,7 @@ static int get_artifacts(struct ib_ctx *ctx, const struct ib_cas *cas,
 }
 
 static int get_images(struct ib_ctx *ctx, const struct ib_cas *cas, const struct ib_fetch_opts *fo,
-                      const struct ib_resolved *role, const char *stage_dir,
-                      struct ib_supply *s)
+                      const struct ib_resolved *role, const char *stage_dir, struct ib_supply *s)
 {
 	size_t n = role->images.n;
 	if (n == 0)
@@ -247,7 +249,8 @@ static int get_images(struct ib_ctx *ctx, const struct ib_cas *cas, const struct
 			if (dir) {
 				char *out = xasprintf("%s/%s", dir, si->file);
 				r = ib_oci_archive_write(ctx, cas, &ref, &img, out);
-				_cleanup_free_ char *dest = xasprintf(IB_IMAGES_DIR "/%s", si->file);
+				_cleanup_free_ char *dest =
+				        xasprintf(IB_IMAGES_DIR "/%s", si->file);
 				if (r == 0)
 					add_file(s, out, dest, 0644, NULL);
 				else
@@ -273,8 +276,7 @@ static int get_images(struct ib_ctx *ctx, const struct ib_cas *cas, const struct
 }
 
 int ib_supply_get(struct ib_ctx *ctx, const struct ib_cas *cas, const struct ib_fetch_opts *fo,
-                  const struct ib_resolved *role, const char *stage_dir,
-                  struct ib_supply *ret)
+                  const struct ib_resolved *role, const char *stage_dir, struct ib_supply *ret)
 {
 	struct ib_supply s = {0};
 	struct ib_ctx arts, imgs;

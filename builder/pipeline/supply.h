@@ -9,9 +9,9 @@
 #define IB_IMAGES_DIR "/var/lib/imgbuild/images"
 
 struct ib_supplied_image {
-	char *ref;             /* as written in the spec */
+	char *ref; /* as written in the spec */
 	char manifest_digest[72];
-	char file[256];        /* base name of the archive under IB_IMAGES_DIR */
+	char file[256]; /* base name of the archive under IB_IMAGES_DIR */
 };
 
 struct ib_supplied_artifact {
@@ -32,8 +32,7 @@ struct ib_supply {
  * stage them there: artifacts as files (extracted members too), images as archives that
  * `ctr images import` and `docker load` accept, plus IB_IMAGES_DIR/index.tsv. */
 int ib_supply_get(struct ib_ctx *ctx, const struct ib_cas *cas, const struct ib_fetch_opts *fo,
-                  const struct ib_resolved *role, const char *stage_dir,
-                  struct ib_supply *ret);
+                  const struct ib_resolved *role, const char *stage_dir, struct ib_supply *ret);
 void ib_supply_release(struct ib_supply *s);
 
 /* A copy of role whose files are its own followed by the supplied ones (shallow: it points

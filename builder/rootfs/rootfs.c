@@ -149,11 +149,11 @@ int ib_rootfs_get(struct ib_ctx *ctx, const struct ib_rootfs_opts *opts, char **
 		return 0;
 	}
 	if (opts->offline)
-		return ib_error(ctx, IB_E_NETWORK,
-		                "offline, and the root filesystem (%s from %s, %zu packages, key %.12s) "
-		                "is not in the cache: run 'imgbuild fetch' where the mirror is reachable",
-		                opts->project->suite, opts->project->mirror,
-		                opts->role->packages.n, key);
+		return ib_error(
+		        ctx, IB_E_NETWORK,
+		        "offline, and the root filesystem (%s from %s, %zu packages, key %.12s) "
+		        "is not in the cache: run 'imgbuild fetch' where the mirror is reachable",
+		        opts->project->suite, opts->project->mirror, opts->role->packages.n, key);
 	if (!ib_have_program("mmdebstrap"))
 		return ib_error(ctx, IB_E_TOOL, "mmdebstrap is not installed (run 'make deps')");
 

@@ -31,7 +31,7 @@ struct ib_file_spec {
 	int has_mode;
 	uid_t uid; /* numeric owner; names root:root map to 0:0 */
 	gid_t gid;
-	char *owner; /* as written, "user:group" ("root:root" by default) */
+	char *owner;  /* as written, "user:group" ("root:root" by default) */
 	int template; /* `template: true`: "{{ var }}" placeholders filled from the role's vars */
 	struct ib_pos pos;
 };
@@ -124,7 +124,7 @@ struct ib_role {
 	int abstract;       /* `abstract: true`: only a base for others, `all` skips it */
 	struct ib_artifact *artifacts;
 	size_t n_artifacts;
-	struct strv images; /* container image references, "name:tag@sha256:..." */
+	struct strv images;   /* container image references, "name:tag@sha256:..." */
 	size_t n_unpinned;    /* of those, pinned by tag only */
 	char *first_unpinned; /* "file:line:col reference" of the first, or NULL */
 	struct ib_checks checks;

@@ -134,7 +134,7 @@ static int valid_var_name(const char *s)
 	if (!*s || !strchr(alpha, *s))
 		return 0;
 	size_t n = strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_");
-	return s[n] == '\0' && n <= 63;
+	return n <= 63 && s[n] == '\0';
 }
 
 static int valid_package(const char *s)
@@ -351,13 +351,11 @@ enum {
 };
 static const char *const role_keys[R__MAX] = {
         "name",      "description", "abstract", "extends",   "packages", "files",  "units",
-        "firstboot", "cloud_init",  "disk",     "artifacts", "images",   "checks",
-        "vars",
+        "firstboot", "cloud_init",  "disk",     "artifacts", "images",   "checks", "vars",
 };
 
 enum { F_SOURCE, F_DEST, F_MODE, F_OWNER, F_TEMPLATE, F__MAX };
-static const char *const file_keys[F__MAX] = {"source", "destination", "mode", "owner",
-                                              "template"};
+static const char *const file_keys[F__MAX] = {"source", "destination", "mode", "owner", "template"};
 
 static int parse_mode(const struct spec_src *src, const struct ynode *n, mode_t *ret)
 {
@@ -580,10 +578,12 @@ static int parse_vars(const struct spec_src *src, const struct ynode *n, struct 
 				return ERR(src, k, "duplicate variable '%s' (first at line %d)",
 				           k->value, role->vars[j].pos.line);
 		if (v->type != YN_SCALAR || ynode_kind(v) == YK_NULL || strlen(v->value) != v->len)
-			return ERR(src, v, "variable '%s' must be a string, number or boolean, not %s",
+			return ERR(src, v,
+			           "variable '%s' must be a string, number or boolean, not %s",
 			           k->value, ynode_describe(v));
 		if (strchr(v->value, '\n'))
-			return ERR(src, v, "variable '%s' must be one line: templates are line based",
+			return ERR(src, v,
+			           "variable '%s' must be one line: templates are line based",
 			           k->value);
 		struct ib_var *var = &role->vars[role->n_vars++];
 		var->name = xstrdup(k->value);
@@ -947,8 +947,7 @@ int spec_parse_role(const struct spec_src *src, const struct ynode *root, const 
 			if ((ret = parse_artifact(src, arts->items[i], r)) < 0)
 				return ret;
 	}
-	if (v[R_IMAGES] &&
-	    (ret = each_string(src, v[R_IMAGES], "images", add_image, r)) < 0)
+	if (v[R_IMAGES] && (ret = each_string(src, v[R_IMAGES], "images", add_image, r)) < 0)
 		return ret;
 	if (v[R_CHECKS] && (ret = parse_checks(src, v[R_CHECKS], &r->checks)) < 0)
 		return ret;
