@@ -15,9 +15,9 @@ const struct command commands[] = {
         {"validate", cmd_validate, "", "check the spec without building anything", OPT_COMMON, 0},
         {"seed", cmd_seed, "ROLE", "write a NoCloud seed image for booting ROLE locally",
          OPT_COMMON | OPT_OUT | OPT_SSH_KEY | OPT_HOSTNAME | OPT_PLAN, 0},
-        {"cluster", cmd_cluster, "plan",
-         "plan a kubeadm cluster: CA, token, every host's user-data and seed",
-         OPT_COMMON | OPT_CLUSTER, 0},
+        {"cluster", cmd_cluster, "plan|up|status|ssh NAME|logs NAME|down",
+         "plan a kubeadm cluster (CA, token, seeds); boot it locally under QEMU",
+         OPT_COMMON | OPT_CLUSTER | OPT_CLUSTER_UP | OPT_JSON, 0},
         {"fetch", cmd_fetch, "", "fill the cache with what every role needs, build nothing",
          OPT_COMMON | OPT_OFFLINE | OPT_MIRROR, 0},
         {"cache", cmd_cache, "ls|verify|prune", "list, verify or prune the download cache",
@@ -32,6 +32,8 @@ const struct command commands[] = {
         /* Run by a build as a normal user inside a user namespace (pipeline/assemble.h). */
         {"__assemble", cmd_assemble, "KEY=VALUE...", "assemble a role in a user namespace",
          OPT_COMMON, 1},
+        /* Run by `cluster up`: the cluster's private network, a UDP hub. */
+        {"__hub", cmd_hub, "DIR PORT...", "relay a local cluster's private network", OPT_COMMON, 1},
         {NULL, NULL, NULL, NULL, 0, 0},
 };
 
@@ -53,6 +55,14 @@ const struct option_doc option_docs[] = {
         {OPT_POD_CIDR, "--pod-cidr CIDR", "cluster plan: the pod network (default: the image's)"},
         {OPT_ADDONS, "--addons LIST", "cluster plan: add-ons to turn on, e.g. istio"},
         {OPT_ROTATE, "--rotate", "cluster plan: new CA, token and certificate key"},
+        {OPT_MEMORY, "--memory MIB",
+         "cluster up: memory per VM (default 2048 master, 1024 others)"},
+        {OPT_CPUS, "--cpus N", "cluster up: CPUs per VM (default 1)"},
+        {OPT_DISK_SIZE, "--disk-size SIZE", "cluster up: size of each VM's overlay (default 8G)"},
+        {OPT_TIMEOUT, "--timeout SECONDS",
+         "cluster up: wait this long for cloud-init (default 900)"},
+        {OPT_KEEP, "--keep", "cluster up: leave the VMs running when it fails"},
+        {OPT_NO_TOOLING, "--no-tooling", "cluster up: boot no tooling host"},
         {OPT_OFFLINE, "--offline", "never touch the network; fail listing what is missing"},
         {OPT_MIRROR, "--mirror URL", "fetch artifacts and images from this mirror (or directory)"},
         {OPT_ALL, "--all", "cache prune: empty the whole download cache"},
@@ -99,6 +109,12 @@ enum {
 	LONG_POD_CIDR,
 	LONG_ADDONS,
 	LONG_ROTATE,
+	LONG_MEMORY,
+	LONG_CPUS,
+	LONG_DISK_SIZE,
+	LONG_TIMEOUT,
+	LONG_KEEP,
+	LONG_NO_TOOLING,
 };
 
 static const struct option long_opts[] = {
@@ -131,6 +147,12 @@ static const struct option long_opts[] = {
         {"pod-cidr", required_argument, NULL, LONG_POD_CIDR},
         {"addons", required_argument, NULL, LONG_ADDONS},
         {"rotate", no_argument, NULL, LONG_ROTATE},
+        {"memory", required_argument, NULL, LONG_MEMORY},
+        {"cpus", required_argument, NULL, LONG_CPUS},
+        {"disk-size", required_argument, NULL, LONG_DISK_SIZE},
+        {"timeout", required_argument, NULL, LONG_TIMEOUT},
+        {"keep", no_argument, NULL, LONG_KEEP},
+        {"no-tooling", no_argument, NULL, LONG_NO_TOOLING},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, LONG_VERSION},
         /* For the bash completion, so that it never falls out of step with this table. */
@@ -201,6 +223,8 @@ static void list_options(const char *name)
 	}
 }
 
+void (*volatile cli_interrupt_hook)(void);
+
 /* SIGINT/SIGTERM arrive here, on a thread of their own, never in a handler. */
 static void *signal_thread(void *arg)
 {
@@ -219,6 +243,8 @@ static void *signal_thread(void *arg)
 				nanosleep(&ts, NULL);
 			}
 		}
+		if (cli_interrupt_hook)
+			cli_interrupt_hook();
 		ib_commit_lock();
 		ib_tmp_cleanup_all();
 		fprintf(stderr, "\nimgbuild: error: interrupted by signal %d\n", sig);
@@ -251,15 +277,27 @@ static int parse_concurrency(struct cli *cli, const char *s)
 	return 0;
 }
 
-static int parse_workers(struct cli *cli, const char *s)
+static int parse_number(struct cli *cli, const char *opt, const char *s, long lo, long hi, int *ret)
 {
 	char *end;
 	errno = 0;
 	long v = strtol(s, &end, 10);
-	if (errno || *end || end == s || v < 1 || v > 64)
+	if (errno || *end || end == s || v < lo || v > hi)
 		return ib_error(&cli->ctx, IB_E_USAGE,
-		                "bad value '%s' for --workers: expected a number from 1 to 64", s);
-	cli->workers = (int)v;
+		                "bad value '%s' for %s: expected a number from %ld to %ld", s, opt,
+		                lo, hi);
+	*ret = (int)v;
+	return 0;
+}
+
+/* A qemu-img size: digits and an optional K, M, G or T. */
+static int parse_disk_size(struct cli *cli, const char *s)
+{
+	size_t n = strspn(s, "0123456789");
+	if (n == 0 || n > 12 || (s[n] && (s[n + 1] || !strchr("KMGT", s[n]))))
+		return ib_error(&cli->ctx, IB_E_USAGE,
+		                "bad value '%s' for --disk-size: expected a size like 8G", s);
+	cli->disk_size = s;
 	return 0;
 }
 
@@ -288,7 +326,7 @@ static int parse_copy_to(struct cli *cli, const char *s)
 int main(int argc, char **argv)
 {
 	struct cli cli = {.jobs = 1, .verbosity = 1};
-	unsigned used = 0;
+	unsigned long long used = 0;
 	int r = 0, help = 0;
 
 	ib_ctx_init(&cli.ctx);
@@ -412,7 +450,7 @@ int main(int argc, char **argv)
 			used |= OPT_MASTER_ADDRESS;
 			break;
 		case LONG_WORKERS:
-			r = parse_workers(&cli, optarg);
+			r = parse_number(&cli, "--workers", optarg, 1, 64, &cli.workers);
 			used |= OPT_WORKERS;
 			break;
 		case LONG_NETWORK:
@@ -430,6 +468,30 @@ int main(int argc, char **argv)
 		case LONG_ROTATE:
 			cli.rotate = 1;
 			used |= OPT_ROTATE;
+			break;
+		case LONG_MEMORY:
+			r = parse_number(&cli, "--memory", optarg, 256, 1 << 20, &cli.memory);
+			used |= OPT_MEMORY;
+			break;
+		case LONG_CPUS:
+			r = parse_number(&cli, "--cpus", optarg, 1, 64, &cli.cpus);
+			used |= OPT_CPUS;
+			break;
+		case LONG_DISK_SIZE:
+			r = parse_disk_size(&cli, optarg);
+			used |= OPT_DISK_SIZE;
+			break;
+		case LONG_TIMEOUT:
+			r = parse_number(&cli, "--timeout", optarg, 1, 86400, &cli.timeout);
+			used |= OPT_TIMEOUT;
+			break;
+		case LONG_KEEP:
+			cli.keep = 1;
+			used |= OPT_KEEP;
+			break;
+		case LONG_NO_TOOLING:
+			cli.no_tooling = 1;
+			used |= OPT_NO_TOOLING;
 			break;
 		case LONG_VERSION: printf("imgbuild %s\n", IMGBUILD_VERSION); return 0;
 		case LONG_LIST_CMDS:
@@ -463,7 +525,7 @@ int main(int argc, char **argv)
 		cli_usage(stdout, cmd);
 		return 0;
 	}
-	unsigned bad = used & ~(cmd->opts | OPT_COMMON);
+	unsigned long long bad = used & ~(cmd->opts | OPT_COMMON);
 	if (bad) {
 		for (const struct option_doc *o = option_docs; o->flags; o++)
 			if (bad & o->bit) {

@@ -11,6 +11,7 @@ _imgbuild()
 	--ssh-key) COMPREPLY=($(compgen -f -- "$cur")); return ;;
 	--dir|--plan) COMPREPLY=($(compgen -d -- "$cur")); return ;;
 	--master-address|--workers|--network|--pod-cidr|--addons) COMPREPLY=(); return ;;
+	--memory|--cpus|--disk-size|--timeout) COMPREPLY=(); return ;;
 	-j|--jobs|--hostname) COMPREPLY=(); return ;;
 	--role) COMPREPLY=($(compgen -W "$(imgbuild list --json 2>/dev/null | tr ',' '\n' | sed -n 's/.*"name":"\([^"]*\)".*/\1/p')" -- "$cur")); return ;;
 	--region|--endpoint-url|--profile|--concurrency|--copy-to|--instance-type) COMPREPLY=(); return ;;
@@ -22,6 +23,7 @@ _imgbuild()
 		-C|-o|--output|-j|--jobs|--ssh-key|--hostname|--mirror|--role) ((i++)) ;;
 		--region|--endpoint-url|--profile|--concurrency|--copy-to|--instance-type|--target) ((i++)) ;;
 		--dir|--plan|--master-address|--workers|--network|--pod-cidr|--addons) ((i++)) ;;
+		--memory|--cpus|--disk-size|--timeout) ((i++)) ;;
 		-*) ;;
 		*) cmd=${COMP_WORDS[i]}; break ;;
 		esac
@@ -46,7 +48,24 @@ _imgbuild()
 	cache)
 		COMPREPLY=($(compgen -W "ls verify prune" -- "$cur")) ;;
 	cluster)
-		COMPREPLY=($(compgen -W "plan" -- "$cur")) ;;
+		# The subcommand first; after ssh or logs, a host name of the cluster's state.
+		local sub="" j
+		for ((j = i + 1; j < COMP_CWORD; j++)); do
+			case "${COMP_WORDS[j]}" in
+			--dir|--plan|--master-address|--workers|--network|--pod-cidr|--addons|--memory|--cpus|--disk-size|--timeout|--ssh-key|-C) ((j++)) ;;
+			-*) ;;
+			*) sub=${COMP_WORDS[j]}; break ;;
+			esac
+		done
+		case "$sub" in
+		"") COMPREPLY=($(compgen -W "plan up status ssh logs down" -- "$cur")) ;;
+		ssh|logs)
+			local dir=out/cluster
+			for ((j = 1; j < COMP_CWORD; j++)); do
+				[ "${COMP_WORDS[j]}" = --dir ] && dir=${COMP_WORDS[j+1]}
+			done
+			COMPREPLY=($(compgen -W "$(sed -n 's/^ *"name": "\([^"]*\)".*/\1/p' "$dir/state.json" 2>/dev/null)" -- "$cur")) ;;
+		esac ;;
 	verify)
 		COMPREPLY=($(compgen -f -- "$cur")) ;;
 	esac

@@ -140,13 +140,24 @@ t_copy_project() {
 # Stand-ins for what the roles of project $1 download (dl.k8s.io, GitHub releases,
 # registries: unreachable from test machines), laid out as a directory mirror in $2 for
 # `--mirror $2`. tests/k8s/mkpayloads.py says which are real Debian binaries and which are
-# stand-ins; this prints that once per test.
+# stand-ins; this prints that once per test. The tooling role's images come from
+# tests/tooling/mkimages.py instead: images that run Debian's Prometheus, exporters and
+# PostgreSQL for real, and HTTP stand-ins for the rest (its layers are cached under
+# tests/tmp/tooling-images-cache: a few seconds once, instant after).
 t_payloads() {
-	roles=$(cd "$1/images" && grep -L '^abstract: true' ./*.yaml | sed 's|^\./||; s|\.yaml$||' | tr '\n' ' ')
+	roles=$(cd "$1/images" && grep -L '^abstract: true' ./*.yaml | sed 's|^\./||; s|\.yaml$||' | grep -vx tooling | tr '\n' ' ')
 	# shellcheck disable=SC2086
 	python3 "$TOP/tests/k8s/mkpayloads.py" "$1" "$2" $roles >"$T/payloads.txt" ||
 		fail "mkpayloads.py failed"
 	echo "payloads: $(grep -c ' real ' "$T/payloads.txt") real Debian binaries and" \
 		"$(grep -c ' stand-in ' "$T/payloads.txt") stand-ins served from a directory mirror" \
 		"(not exercised: upstream kubeadm, kubelet, kubectl, crictl and images)"
+	if [ -f "$1/images/tooling.yaml" ]; then
+		python3 "$TOP/tests/tooling/mkimages.py" "$1" "$2" >"$T/tooling-images.txt" ||
+			fail "tests/tooling/mkimages.py failed"
+		echo "tooling images: $(grep -c '^image [^ ]* real ' "$T/tooling-images.txt") run Debian's software" \
+			"($(awk '$3 == "real" { printf "%s%s", s, $2; s = ", " }' "$T/tooling-images.txt"));" \
+			"$(grep -c '^image [^ ]* stand-in ' "$T/tooling-images.txt") are HTTP stand-ins" \
+			"($(awk '$3 == "stand-in" { printf "%s%s", s, $2; s = ", " }' "$T/tooling-images.txt"))"
+	fi
 }

@@ -151,3 +151,93 @@ char *ib_cluster_plan_json(const struct ib_cluster_plan *p);
  * then renamed into place together; files of workers beyond the plan's are removed.
  * Releases the lock on the directory. */
 int ib_cluster_plan_write(struct ib_ctx *ctx, struct ib_cluster_plan *p, time_t mtime);
+
+/* The host of a plan that is not a Kubernetes node (the tooling host): the address after
+ * the planned workers' (index 1 after the last worker, 2 after that...), MACs as for the
+ * others. IB_E_USAGE when the plan has no network or no room for it. */
+int ib_cluster_extra_host(struct ib_ctx *ctx, const struct ib_cluster_plan *p, const char *name,
+                          int index, struct ib_cluster_host *ret);
+
+/* ---- ports.c: loopback ports for a local cluster ---- */
+
+enum ib_proto { IB_TCP, IB_UDP };
+
+/* Is 127.0.0.1:port free to bind (TCP with SO_REUSEADDR, as QEMU's hostfwd binds)? */
+int ib_port_free(enum ib_proto proto, int port);
+/* The first port from want up (want 0: one the kernel picks) that is free and not among
+ * taken[0..n); -1 when none below 65536. */
+int ib_port_pick(enum ib_proto proto, int want, const int *taken, size_t n);
+
+/* ---- state.c: a local cluster's machines (DIR/state.json) ---- */
+struct ib_cluster_state;
+
+#define IB_VM_MAX     (2 + IB_CLUSTER_MAX_WORKERS)
+#define IB_VM_MAX_FWD 8
+
+struct ib_fwd {
+	int host_port;  /* on 127.0.0.1 */
+	int guest_port; /* TCP */
+};
+
+struct ib_vm {
+	char name[16];
+	char role[16]; /* master, worker, tooling: the image out/<role>.qcow2 */
+	char address[16];
+	char mac[18];        /* the NIC on the private network */
+	char uplink_mac[18]; /* the user-mode NIC with the forwards */
+	int pid;             /* QEMU's; 0 before it runs */
+	int link_port;       /* UDP 127.0.0.1:<port> of its private NIC */
+	int ssh_port;
+	int memory; /* MiB */
+	int cpus;
+	struct ib_fwd fwd[IB_VM_MAX_FWD]; /* besides SSH */
+	size_t n_fwd;
+};
+
+struct ib_cluster_state {
+	char accel[8]; /* kvm or tcg */
+	int hub_pid;
+	int hub_port;
+	struct ib_vm vms[IB_VM_MAX];
+	size_t n_vms;
+};
+
+/* Caller frees with free(). */
+char *ib_cluster_state_json(const struct ib_cluster_state *s);
+int ib_cluster_state_parse(struct ib_ctx *ctx, const char *what, const char *text,
+                           struct ib_cluster_state *ret);
+/* DIR/state.json, written atomically (0600) / read back. Reading a missing file is
+ * IB_E_USAGE naming `cluster up`. */
+int ib_cluster_state_write(struct ib_ctx *ctx, const char *dir, const struct ib_cluster_state *s);
+int ib_cluster_state_read(struct ib_ctx *ctx, const char *dir, struct ib_cluster_state *ret);
+const struct ib_vm *ib_cluster_state_find(const struct ib_cluster_state *s, const char *name);
+
+/* Every machine's private link port (UDP), SSH port and its role's forwarded services
+ * (6443, 8500, 8501, 20001 on the master; 3000, 8084, 8181, 8282 on tooling): the same
+ * port on the host when free, else the next free one. -1 when ports run out. */
+int ib_cluster_assign_ports(struct ib_cluster_state *s);
+
+/* ---- hub.c: the private network of a local cluster, as a UDP broadcast hub ---- */
+
+/* Relay every datagram received on fd (a bound UDP socket) to every other endpoint known:
+ * the 127.0.0.1 ports given, and every source heard from. Runs until *stop is set (checked
+ * at least every 200 ms) or a fatal socket error (-errno). */
+int ib_hub_run(int fd, const int *ports, size_t n, volatile int *stop);
+
+/* ---- vm.c: QEMU for a local cluster ---- */
+
+/* "tcg" or "kvm": IMGBUILD_QEMU_ACCEL when set; else kvm when /dev/kvm opens read-write and
+ * a tiny guest (the host's kernel, to its "no root" panic) boots under it within 20 s, the
+ * answer cached per boot of the host in the cache directory; else tcg. */
+const char *ib_qemu_accel(struct ib_ctx *ctx);
+/* The -netdev user option of vm: its MAC-less netdev with SSH and the forwards. Caller frees. */
+char *ib_vm_netdev_user(const struct ib_vm *vm);
+/* QEMU's argument vector for vm under dir/vm/ (overlay, seed, serial, pid file, monitor),
+ * daemonized. Caller frees with strv_release. */
+void ib_vm_argv(const struct ib_vm *vm, const char *dir, const char *seed, const char *accel,
+                int hub_port, struct strv *ret);
+/* Is pid alive and a QEMU of this cluster directory (its command line names dir)? */
+int ib_vm_alive(int pid, const char *dir);
+/* Stop a process of this cluster: "quit" through the monitor socket (may be NULL), then
+ * SIGTERM, then SIGKILL, each with a bound. Returns once it is gone. */
+void ib_vm_stop(int pid, const char *dir, const char *monitor);

@@ -447,3 +447,23 @@ int ib_cluster_plan_load(struct ib_ctx *ctx, const char *dir, struct ib_cluster_
 	*ret = p;
 	return 0;
 }
+
+int ib_cluster_extra_host(struct ib_ctx *ctx, const struct ib_cluster_plan *p, const char *name,
+                          int index, struct ib_cluster_host *ret)
+{
+	if (!p->has_network)
+		return ib_error(ctx, IB_E_USAGE,
+		                "the plan in '%s' has no network: '%s' would have no address",
+		                p->dir, name);
+	uint32_t a = worker_address(&p->network, p->workers + index);
+	if (index < 1 || a >= broadcast(&p->network))
+		return ib_error(ctx, IB_E_USAGE, "the plan's network has no address for '%s'",
+		                name);
+	memset(ret, 0, sizeof(*ret));
+	snprintf(ret->name, sizeof(ret->name), "%s", name);
+	ret->worker = -1;
+	ib_ipv4_format(a, ret->address);
+	host_mac("52:54", a, ret->mac);
+	host_mac("52:55", a, ret->uplink_mac);
+	return 0;
+}

@@ -43,6 +43,15 @@ enum {
 	OPT_ADDONS = 1 << 29,        /* --addons LIST (cluster plan) */
 	OPT_ROTATE = 1 << 30,        /* --rotate (cluster plan) */
 };
+/* cluster up: past the 32 bits of an int enum */
+#define OPT_MEMORY     (1ULL << 31) /* --memory MIB */
+#define OPT_CPUS       (1ULL << 32) /* --cpus N */
+#define OPT_DISK_SIZE  (1ULL << 33) /* --disk-size SIZE */
+#define OPT_TIMEOUT    (1ULL << 34) /* --timeout SECONDS */
+#define OPT_KEEP       (1ULL << 35) /* --keep */
+#define OPT_NO_TOOLING (1ULL << 36) /* --no-tooling */
+#define OPT_CLUSTER_UP                                                                             \
+	(OPT_MEMORY | OPT_CPUS | OPT_DISK_SIZE | OPT_TIMEOUT | OPT_KEEP | OPT_NO_TOOLING)
 #define OPT_COMMON (OPT_DIR | OPT_VERBOSE | OPT_QUIET | OPT_HELP)
 #define OPT_BUILD                                                                                  \
 	(OPT_COMMON | OPT_OUT | OPT_JOBS | OPT_JSON | OPT_FORCE | OPT_OFFLINE | OPT_MIRROR)
@@ -93,6 +102,14 @@ struct cli {
 	const char *pod_cidr;       /* --pod-cidr */
 	const char *addons;         /* --addons */
 	int rotate;                 /* --rotate */
+
+	/* cluster up */
+	int memory;            /* --memory MiB; 0: 2048 for the master, 1024 for the others */
+	int cpus;              /* --cpus; 0: 1 */
+	const char *disk_size; /* --disk-size; NULL: 8G */
+	int timeout;           /* --timeout seconds; 0: 900 */
+	int keep;              /* --keep: leave a cluster that failed to come up running */
+	int no_tooling;        /* --no-tooling */
 };
 
 struct command {
@@ -100,12 +117,12 @@ struct command {
 	int (*fn)(struct cli *cli, int argc, char **argv);
 	const char *args;
 	const char *summary;
-	unsigned opts;
+	unsigned long long opts;
 	int hidden; /* internal: not in --help, --list-commands, the man page or completion */
 };
 
 struct option_doc {
-	unsigned bit;
+	unsigned long long bit;
 	const char *flags; /* as shown in help: "-j, --jobs N" */
 	const char *help;
 };
@@ -128,6 +145,12 @@ int cmd_cluster(struct cli *cli, int argc, char **argv);
 int cmd_all_target(struct cli *cli, int argc, char **argv);
 /* Hidden: the assembly inside a user namespace, run by a build as a normal user. */
 int cmd_assemble(struct cli *cli, int argc, char **argv);
+/* Hidden: a local cluster's private network (cluster up). */
+int cmd_hub(struct cli *cli, int argc, char **argv);
+
+/* Called on the signal thread on SIGINT/SIGTERM before temporary files are removed (a
+ * command that started processes outliving it stops them here); NULL: none. */
+extern void (*volatile cli_interrupt_hook)(void);
 
 /* Load the project from -C (or the current directory). */
 int cli_load_project(struct cli *cli, struct ib_project **ret);

@@ -228,7 +228,7 @@ PY
 	(cd "$D" && sha256sum ./*) | diff "$T/sums2" - >/dev/null || fail "a failed plan changed the directory"
 	expect_exit 2 "$bin" -C "$P" cluster frobnicate
 	grep -q '^usage: imgbuild cluster' "$T/err" || fail "no usage for an unknown subcommand"
-	tail -1 "$T/err" | grep -qx "imgbuild: error: unknown 'cluster' subcommand 'frobnicate' (expected: plan)" || fail "unknown subcommand: $(cat "$T/err")"
+	tail -1 "$T/err" | grep -qx "imgbuild: error: unknown 'cluster' subcommand 'frobnicate' (expected: plan, up, status, ssh, logs or down)" || fail "unknown subcommand: $(cat "$T/err")"
 	expect_exit 2 "$bin" -C "$P" cluster
 	expect_error 2 "option '--rotate' does not apply to 'seed'" "$bin" -C "$P" seed worker --rotate
 	ok "bad input: exit 2, one exact line, nothing written ($bin)"

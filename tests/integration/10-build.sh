@@ -14,7 +14,7 @@ done
 P=$IMG
 OUT=$IMG/out
 # A smaller disk than the default keeps hashing and checking quick; 20-boot grows it.
-sed -i 's/^  size: .*/  size: 2G/' "$P/imgbuild.yaml"
+sed -i 's/^  size: .*/  size: 2G/' "$P/imgbuild.yaml" "$P/images/tooling.yaml"
 # What the Kubernetes roles download comes from stand-ins in a directory mirror.
 t_payloads "$P" "$IMG/mirror"
 export IMGBUILD_MIRROR="$IMG/mirror"

@@ -1,0 +1,140 @@
+#!/bin/sh
+# imgbuild-tooling-images: load the container images baked in /var/lib/imgbuild/images/ into
+# Docker, so that the tooling stack starts with no registry. Run at every boot by
+# imgbuild-docker-images.service, after docker.service and before imgbuild-tooling.service.
+#
+# index.tsv: "reference<TAB>manifest digest<TAB>archive file name" a line ('#' lines are
+# comments), the archives next to it. Each archive holds docker's manifest.json (docker load
+# names the image by its RepoTags, the reference) and the image's config, whose digest is
+# the image ID Docker gives it. An image Docker already has under the reference with that ID
+# is not loaded again, so a reboot costs one `docker image ls`.
+# Exits non-zero, naming them, when any image could not be loaded.
+#
+# Environment (tests): IMGBUILD_IMAGES_DIR (/var/lib/imgbuild/images),
+# IMGBUILD_DOCKER_WAIT (seconds to wait for the Docker daemon, 60).
+set -eu
+tl_prog=imgbuild-tooling-images
+tl_lib=${IMGBUILD_TOOLING_LIB:-/usr/local/lib/imgbuild/tooling-lib.sh}
+[ -r "$tl_lib" ] || tl_lib=$(dirname "$0")/tooling-lib.sh
+if [ ! -r "$tl_lib" ]; then
+	echo "$tl_prog: error: /usr/local/lib/imgbuild/tooling-lib.sh is missing" >&2
+	exit 1
+fi
+# shellcheck source-path=SCRIPTDIR source=tooling-lib.sh
+. "$tl_lib"
+LC_ALL=C
+export LC_ALL
+
+dir=${IMGBUILD_IMAGES_DIR:-/var/lib/imgbuild/images}
+index=$dir/index.tsv
+wait_limit=${IMGBUILD_DOCKER_WAIT:-60}
+tab=$(printf '\t')
+
+log "starting"
+if [ ! -f "$index" ]; then
+	log "no $index: this image has no baked container images; nothing to do"
+	exit 0
+fi
+command -v docker >/dev/null 2>&1 || die "docker is not installed"
+command -v jq >/dev/null 2>&1 || die "jq is not installed"
+
+start=$(date +%s)
+until docker version >/dev/null 2>&1; do
+	[ $(($(date +%s) - start)) -lt "$wait_limit" ] ||
+		die "the Docker daemon did not answer within ${wait_limit}s (systemctl status docker.service)"
+	sleep 1
+done
+
+# image_id ARCHIVE: the ID docker load gives the image (the digest of its config, named by
+# manifest.json). GNU tar seeks past the blobs: reading it costs little.
+image_id() {
+	hex=$(tar -xOf "$1" manifest.json 2>/dev/null | jq -r '.[0].Config // empty' 2>/dev/null |
+		sed -n 's|^blobs/sha256/\([0-9a-f]\{64\}\)$|\1|p')
+	[ -n "$hex" ] && echo "sha256:$hex"
+}
+
+# The images Docker has: "name:tag image-id" a line, names as Docker shows them (docker.io/
+# and library/ left out). One call: the Docker CLI is slow to start on a small host.
+list_images() {
+	docker image ls --no-trunc --format '{{.Repository}}:{{.Tag}} {{.ID}}' >"$tl_tmp/images" 2>"$tl_tmp/ls.err" || {
+		tl_log_file err "$tl_tmp/ls.err"
+		die "docker image ls failed"
+	}
+}
+# familiar REFERENCE: name:tag as `docker image ls` shows it (a digest cannot be given to
+# docker load; no tag means latest).
+familiar() {
+	f=${1%%@*}
+	case ${f##*/} in *:*) ;; *) f=$f:latest ;; esac
+	case $f in docker.io/* | index.docker.io/*) f=${f#*/} ;; esac
+	case $f in library/*/*) ;; library/*) f=${f#library/} ;; esac
+	echo "$f"
+}
+# has NAME ID: Docker lists NAME with image ID ID.
+has() {
+	awk -v n="$1" -v i="$2" '$1 == n && $2 == i { f = 1 } END { exit !f }' "$tl_tmp/images"
+}
+
+list_images
+failed="" total=0 loaded=0 kept=0 line=0 checks=""
+while IFS= read -r entry <&3 || [ -n "$entry" ]; do
+	line=$((line + 1))
+	case $entry in '#'* | '') continue ;; esac
+	total=$((total + 1))
+	IFS=$tab read -r ref digest file _ <<EOF
+$entry
+EOF
+	if [ -z "${ref:-}" ] || [ -z "${file:-}" ] ||
+		! tl_match "$digest" 'sha256:[0-9a-f]{64}' || ! tl_match "$file" '[A-Za-z0-9._-]+' ||
+		[ "$file" = . ] || [ "$file" = .. ]; then
+		warn "$index:$line: not 'reference<TAB>sha256:digest<TAB>archive': $entry"
+		failed="$failed ${file:-line-$line}"
+		continue
+	fi
+	name=$(familiar "$ref")
+	archive=$dir/$file
+	if [ ! -f "$archive" ]; then
+		warn "$ref: archive $archive is missing"
+		failed="$failed $file"
+		continue
+	fi
+	want=$(image_id "$archive") || want=""
+	if [ -z "$want" ]; then
+		warn "$ref: $archive has no docker manifest.json naming its config"
+		failed="$failed $file"
+		continue
+	fi
+	if has "$name" "$want"; then
+		log "image $ref: already loaded ($want)"
+		kept=$((kept + 1))
+		continue
+	fi
+	log "$ref: loading $archive"
+	if ! tl_run docker load -i "$archive"; then
+		warn "$ref: docker load -i $archive failed"
+		failed="$failed $file"
+		continue
+	fi
+	checks="$checks$ref $name $want $file$tl_nl"
+	loaded=$((loaded + 1))
+done 3<"$index"
+
+# What was loaded is listed under its name with its ID.
+if [ -n "$checks" ]; then
+	list_images
+	printf '%s' "$checks" >"$tl_tmp/checks"
+	while read -r ref name want file; do
+		if has "$name" "$want"; then
+			log "image $ref: loaded as $name ($want)"
+		else
+			warn "$ref: after loading $file, docker does not list $name with $want"
+			failed="$failed $file"
+			loaded=$((loaded - 1))
+		fi
+	done <"$tl_tmp/checks"
+fi
+
+if [ -n "$failed" ]; then
+	die "$total images listed, $loaded loaded, $kept already there; FAILED:$failed"
+fi
+log "done: $total images listed, $loaded loaded, $kept already there"
