@@ -172,6 +172,9 @@ done
 ok "sysctl.d (9 keys), modules-load.d (overlay, br_netfilter), crictl.yaml, tmpfiles.d"
 
 # ---- the host scripts against a scratch root ----
+# Test doubles: kubeadm, kubectl, ctr, crictl, istioctl (unreachable upstream binaries) and
+# the host commands that would touch this machine are one recording stub.
+echo "NOTE: the host scripts run here against stubs (tests/k8s/stubs/stub.sh) for logger, systemctl, ip, hostname, kubeadm, kubectl, ctr, crictl, istioctl and swapoff; a real containerd runs the import script in 21-k8s-boot, kubeadm is a stand-in everywhere"
 mkdir -p "$T/bin" "$T/bin-noistio"
 for c in logger systemctl ip hostname kubeadm kubectl ctr crictl istioctl swapoff; do
 	ln -s "$STUB" "$T/bin/$c"
