@@ -496,7 +496,8 @@ static int build_entries(struct ib_ctx *ctx, const struct ib_layer_opts *opts, s
 	if (r < 0)
 		return r;
 	struct lentries links = {0};
-	r = layer_enable_units(ctx, opts, l, &links);
+	if (!opts->no_units)
+		r = layer_enable_units(ctx, opts, l, &links);
 	for (size_t i = 0; i < links.n; i++)
 		lentries_add(l, &links.v[i]);
 	free(links.v);

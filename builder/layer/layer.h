@@ -17,6 +17,9 @@ struct ib_layer_opts {
 	 * units in the role's own files are found). */
 	const char *rootfs_tree;
 	time_t mtime; /* SOURCE_DATE_EPOCH or IB_DEFAULT_EPOCH */
+	/* Leave `units:` out: a role built on a base image enables them inside the image,
+	 * where the unit files its packages ship are. */
+	int no_units;
 };
 
 /* 2024-01-01T00:00:00Z: used when SOURCE_DATE_EPOCH is unset. */

@@ -9,6 +9,7 @@
 
 #include "assemble.h"
 #include "disk/disk.h"
+#include "imagebase.h"
 #include "layer/layer.h"
 #include "manifest.h"
 #include "supply.h"
@@ -153,6 +154,21 @@ static int do_rootfs(struct job *j)
 	return assemble(j, IB_ASSEMBLE_ROOTFS);
 }
 
+/* A role on a base image (imagebase.h): the image stands in for the root filesystem and
+ * the disk, and the layer goes in through the appliance. */
+static struct ib_imagebase_opts image_opts(const struct job *j)
+{
+	return (struct ib_imagebase_opts){
+	        .project = j->opts->project,
+	        .role = j->role,
+	        .cache_dir = j->opts->cache_dir,
+	        .fetch = j->opts->fetch,
+	        .work = j->work,
+	        .layer_tar = j->layer_tar,
+	        .out_raw = j->raw,
+	};
+}
+
 static int do_layer(struct job *j)
 {
 	/* The layer tar is built here, outside any namespace, from the role as resolved: it
@@ -162,14 +178,22 @@ static int do_layer(struct job *j)
 	struct ib_layer_opts lo = {
 	        .project = j->opts->project,
 	        .role = with_supply,
-	        .rootfs_tree = j->tree,
+	        .rootfs_tree = j->role->base_image ? NULL : j->tree,
 	        .mtime = j->opts->epoch,
+	        .no_units = j->role->base_image != NULL,
 	};
 	int r = ib_layer_build(&j->ctx, &lo, j->layer_tar);
 	free(with_supply->files);
 	free(with_supply);
 	if (r < 0)
 		return r;
+	if (j->role->base_image) {
+		struct ib_imagebase_opts io = image_opts(j);
+		ib_packages_free(j->pkgs, j->n_pkgs);
+		j->pkgs = NULL;
+		j->n_pkgs = 0;
+		return ib_imagebase_customize(&j->ctx, &io, &j->pkgs, &j->n_pkgs);
+	}
 	return assemble(j, IB_ASSEMBLE_LAYER);
 }
 
@@ -234,7 +258,7 @@ static int do_manifest(struct job *j)
 	        .digest = j->res->digest,
 	        .rootfs_key = j->rootfs_key,
 	        .epoch = (long long)j->opts->epoch,
-	        .layout = &j->layout,
+	        .layout = j->role->base_image ? NULL : &j->layout,
 	        .packages = j->pkgs,
 	        .n_packages = j->n_pkgs,
 	        .supply = &j->supply,
@@ -319,7 +343,8 @@ static int run_stages(struct job *j)
 	stage_end(j, IB_STAGE_FETCH);
 
 	stage_begin(j, IB_STAGE_ROOTFS);
-	r = do_rootfs(j);
+	struct ib_imagebase_opts io = image_opts(j);
+	r = j->role->base_image ? ib_imagebase_get(&j->ctx, &io) : do_rootfs(j);
 	if (r < 0)
 		return r;
 	stage_end(j, IB_STAGE_ROOTFS);
@@ -331,7 +356,7 @@ static int run_stages(struct job *j)
 	stage_end(j, IB_STAGE_LAYER);
 
 	stage_begin(j, IB_STAGE_DISK);
-	r = do_disk(j);
+	r = j->role->base_image ? 0 : do_disk(j); /* the base image brought its disk */
 	if (r < 0)
 		return r;
 	stage_end(j, IB_STAGE_DISK);
@@ -393,7 +418,7 @@ static int build_one(struct job *j)
 	}
 
 	/* As a normal user, assembly needs a user namespace: say what is missing first. */
-	r = ib_assemble_check(&j->ctx);
+	r = j->role->base_image ? 0 : ib_assemble_check(&j->ctx);
 	if (r < 0)
 		return r;
 
@@ -408,7 +433,7 @@ static int build_one(struct job *j)
 		r = ib_mkdir_p(&j->ctx, j->work, 0700);
 	if (r < 0)
 		goto out;
-	j->shm = staging_dir(j);
+	j->shm = j->role->base_image ? NULL : staging_dir(j);
 	j->tree = ib_path_join(j->shm ? j->shm : j->work, "tree");
 	j->layer_tar = ib_path_join(j->work, "layer.tar");
 	j->raw = xasprintf("%s/%s.raw", j->work, j->role->role->name);

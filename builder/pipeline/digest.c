@@ -130,6 +130,21 @@ int ib_role_digest(struct ib_ctx *ctx, const struct ib_project *p, const struct 
 	ib_sha256_field(&h, "--cloud-init");
 	for (size_t i = 0; i < res->n_cloud_init; i++)
 		ib_sha256_field(&h, res->cloud_init[i]->yaml);
+	/* A base image is pinned by its sha256 like an artifact; scripts by their bytes. */
+	if (res->base_image) {
+		const struct ib_base_image *b = res->base_image;
+		ib_sha256_field(&h, "--base-image");
+		ib_sha256_field(&h, b->url);
+		ib_sha256_field(&h, b->sha256);
+		ib_sha256_field(&h, b->format == IB_FMT_QCOW2 ? "qcow2" : "raw");
+	}
+	if (res->scripts.n)
+		ib_sha256_field(&h, "--scripts");
+	for (size_t i = 0; i < res->scripts.n && r == 0; i++) {
+		const char *base = strrchr(res->scripts.v[i], '/');
+		ib_sha256_field(&h, base ? base + 1 : res->scripts.v[i]);
+		r = hash_path(ctx, &h, res->scripts.v[i], 0);
+	}
 	if (r < 0) {
 		ib_sha256_release(&h);
 		return r;

@@ -43,6 +43,16 @@ int ib_tree_extract(struct ib_ctx *ctx, const char *tar, const char *tree, unsig
  * lists or caches, no logs. Idempotent. */
 int ib_tree_seal(struct ib_ctx *ctx, const char *tree);
 
+/* What sealing removes, relative to the root, for sealing an image in place (a base image
+ * customized with libguestfs) the same way: whole paths (NULL-ended), and the entries of
+ * directories whose names start with prefix ("" for all; {NULL, NULL}-ended). Besides,
+ * /etc/machine-id is emptied. */
+extern const char *const ib_seal_gone[];
+struct ib_seal_clear {
+	const char *dir, *prefix;
+};
+extern const struct ib_seal_clear ib_seal_cleared[];
+
 struct ib_package {
 	char *name;
 	char *version;

@@ -31,6 +31,17 @@ static int clear_dir(struct ib_ctx *ctx, const char *dir, const char *prefix)
 	return r;
 }
 
+const char *const ib_seal_gone[] = {
+        "var/lib/dbus/machine-id",       "var/lib/cloud",
+        "var/lib/systemd/random-seed",   "var/cache/apt/pkgcache.bin",
+        "var/cache/apt/srcpkgcache.bin", NULL,
+};
+
+const struct ib_seal_clear ib_seal_cleared[] = {
+        {"etc/ssh", "ssh_host_"}, {"var/lib/apt/lists", ""}, {"tmp", ""},
+        {"var/tmp", ""},          {"var/log/journal", ""},  {NULL, NULL},
+};
+
 int ib_tree_seal(struct ib_ctx *ctx, const char *tree)
 {
 	int r;
@@ -42,27 +53,16 @@ int ib_tree_seal(struct ib_ctx *ctx, const char *tree)
 	if (fd < 0)
 		return ib_error_errno(ctx, IB_E_IO, errno, "cannot empty '%s'", mid);
 
-	static const char *const gone[] = {
-	        "var/lib/dbus/machine-id",       "var/lib/cloud",
-	        "var/lib/systemd/random-seed",   "var/cache/apt/pkgcache.bin",
-	        "var/cache/apt/srcpkgcache.bin",
-	};
-	for (size_t i = 0; i < ARRAY_SIZE(gone); i++) {
-		_cleanup_free_ char *p = ib_path_join(tree, gone[i]);
+	for (size_t i = 0; ib_seal_gone[i]; i++) {
+		_cleanup_free_ char *p = ib_path_join(tree, ib_seal_gone[i]);
 		r = ib_rm_rf(ctx, p);
 		if (r < 0)
 			return r;
 	}
 
-	static const struct {
-		const char *dir, *prefix;
-	} cleared[] = {
-	        {"etc/ssh", "ssh_host_"}, {"var/lib/apt/lists", ""}, {"tmp", ""},
-	        {"var/tmp", ""},          {"var/log/journal", ""},
-	};
-	for (size_t i = 0; i < ARRAY_SIZE(cleared); i++) {
-		_cleanup_free_ char *p = ib_path_join(tree, cleared[i].dir);
-		r = clear_dir(ctx, p, cleared[i].prefix);
+	for (size_t i = 0; ib_seal_cleared[i].dir; i++) {
+		_cleanup_free_ char *p = ib_path_join(tree, ib_seal_cleared[i].dir);
+		r = clear_dir(ctx, p, ib_seal_cleared[i].prefix);
 		if (r < 0)
 			return r;
 	}

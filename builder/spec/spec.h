@@ -106,6 +106,15 @@ struct ib_checks {
 	size_t n_packages;
 };
 
+/* `base: image:`: a role that starts from a disk image (a vendor cloud image, or one
+ * imgbuild built) instead of an mmdebstrap bootstrap. */
+struct ib_base_image {
+	char *url;
+	char *sha256;  /* 64 lowercase hex digits */
+	unsigned format; /* IB_FMT_RAW or IB_FMT_QCOW2 */
+	struct ib_pos pos; /* the `image:` key */
+};
+
 struct ib_role {
 	char *name;        /* `name:` or the file's base name without .yaml */
 	char *path;        /* the spec file */
@@ -130,6 +139,11 @@ struct ib_role {
 	struct ib_checks checks;
 	struct ib_var *vars;
 	size_t n_vars;
+	struct ib_base_image *base_image; /* NULL: bootstrapped with mmdebstrap */
+	struct ib_pos base_pos;           /* the `base:` key */
+	struct strv scripts; /* `scripts:` absolute paths, run in the image at build time */
+	struct ib_pos scripts_pos;
+	struct ib_pos disk_pos; /* the `disk:` key, when set */
 };
 
 struct ib_project {
@@ -179,6 +193,9 @@ struct ib_resolved {
 	/* Every check of the chain, ancestors first (pointers into the roles). */
 	const struct ib_checks **checks;
 	size_t n_checks;
+	/* The nearest `base: image:` in the chain, or NULL for a bootstrapped role. */
+	const struct ib_base_image *base_image;
+	struct strv scripts; /* ancestors' scripts first, duplicates dropped */
 };
 
 int ib_role_resolve(struct ib_ctx *ctx, const struct ib_project *p, const char *name,

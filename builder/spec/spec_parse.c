@@ -347,11 +347,14 @@ enum {
 	R_IMAGES,
 	R_CHECKS,
 	R_VARS,
+	R_BASE,
+	R_SCRIPTS,
 	R__MAX
 };
 static const char *const role_keys[R__MAX] = {
         "name",      "description", "abstract", "extends",   "packages", "files",  "units",
         "firstboot", "cloud_init",  "disk",     "artifacts", "images",   "checks", "vars",
+        "base",      "scripts",
 };
 
 enum { F_SOURCE, F_DEST, F_MODE, F_OWNER, F_TEMPLATE, F__MAX };
@@ -868,6 +871,61 @@ static int parse_checks(const struct spec_src *src, const struct ynode *n, struc
 	return 0;
 }
 
+enum { BI_URL, BI_SHA256, BI_FORMAT, BI__MAX };
+static const char *const base_image_keys[BI__MAX] = {"url", "sha256", "format"};
+
+/* base: {image: {url, sha256, format}}. `image` is the only kind of base a role names: a
+ * role without `base:` is bootstrapped by mmdebstrap from the project's `debian:`. */
+static int parse_base(const struct spec_src *src, const struct ynode *n, struct ib_role *role)
+{
+	static const char *const keys[] = {"image"};
+	const struct ynode *v[ARRAY_SIZE(keys)], *iv[BI__MAX];
+	_cleanup_free_ char *format = NULL;
+	int r;
+
+	role->base_pos = (struct ib_pos){src->display, n->line, n->col};
+	if ((r = need_map(src, n, "base")) < 0 ||
+	    (r = fields(src, n, "'base'", keys, ARRAY_SIZE(keys), v)) < 0 ||
+	    (r = need(src, n, v[0], "image", "'base'")) < 0 ||
+	    (r = need_map(src, v[0], "image")) < 0 ||
+	    (r = fields(src, v[0], "'image'", base_image_keys, BI__MAX, iv)) < 0 ||
+	    (r = need(src, v[0], iv[BI_URL], "url", "'image'")) < 0 ||
+	    (r = need(src, v[0], iv[BI_SHA256], "sha256", "'image'")) < 0 ||
+	    (r = need(src, v[0], iv[BI_FORMAT], "format", "'image'")) < 0)
+		return r;
+	struct ib_base_image *b = role->base_image = xcalloc(1, sizeof(*b));
+	b->pos = (struct ib_pos){src->display, v[0]->line, v[0]->col};
+	if ((r = get_url(src, iv[BI_URL], "url", &b->url)) < 0 ||
+	    (r = get_string(src, iv[BI_SHA256], "sha256", &b->sha256)) < 0)
+		return r;
+	if (!valid_sha256(b->sha256))
+		return ERR(src, iv[BI_SHA256],
+		           "invalid sha256 '%s' (expected 64 lowercase hex digits)", b->sha256);
+	if ((r = get_string(src, iv[BI_FORMAT], "format", &format)) < 0)
+		return r;
+	if (streq(format, "raw"))
+		b->format = IB_FMT_RAW;
+	else if (streq(format, "qcow2"))
+		b->format = IB_FMT_QCOW2;
+	else
+		return ERR(src, iv[BI_FORMAT], "unknown image format '%s' (expected raw or qcow2)",
+		           format);
+	return 0;
+}
+
+static int add_script(const struct spec_src *src, const struct ynode *it, void *data)
+{
+	char *path;
+	struct stat st;
+	int r = spec_project_path(src, it, "script", &path, &st);
+	if (r < 0)
+		return r;
+	strv_push_take(data, path);
+	if (!S_ISREG(st.st_mode))
+		return ERR(src, it, "script '%s' is not a regular file", it->value);
+	return 0;
+}
+
 static int parse_role_name(const struct spec_src *src, const struct ynode *root,
                            const struct ynode *name, const char *base, struct ib_role *r)
 {
@@ -936,8 +994,11 @@ int spec_parse_role(const struct spec_src *src, const struct ynode *root, const 
 		return ret;
 	if (v[R_CLOUD_INIT] && (ret = parse_cloud_init(src, v[R_CLOUD_INIT], r)) < 0)
 		return ret;
-	if (v[R_DISK] && (ret = parse_disk(src, v[R_DISK], &r->disk_size)) < 0)
-		return ret;
+	if (v[R_DISK]) {
+		r->disk_pos = (struct ib_pos){src->display, v[R_DISK]->line, v[R_DISK]->col};
+		if ((ret = parse_disk(src, v[R_DISK], &r->disk_size)) < 0)
+			return ret;
+	}
 	if (v[R_ARTIFACTS]) {
 		const struct ynode *arts = v[R_ARTIFACTS];
 		if (arts->type != YN_SEQ)
@@ -953,6 +1014,23 @@ int spec_parse_role(const struct spec_src *src, const struct ynode *root, const 
 		return ret;
 	if (v[R_VARS] && (ret = parse_vars(src, v[R_VARS], r)) < 0)
 		return ret;
+	if (v[R_SCRIPTS]) {
+		r->scripts_pos = (struct ib_pos){src->display, v[R_SCRIPTS]->line,
+		                                 v[R_SCRIPTS]->col};
+		if ((ret = each_string(src, v[R_SCRIPTS], "scripts", add_script, &r->scripts)) < 0)
+			return ret;
+	}
+	if (v[R_BASE]) {
+		if ((ret = parse_base(src, v[R_BASE], r)) < 0)
+			return ret;
+		/* The image brings its partitions and filesystems: nothing of the disk assembly
+		 * (mmdebstrap's tree, `disk: size:`) applies to it. */
+		if (v[R_DISK])
+			return ERR(src, v[R_DISK],
+			           "'disk' cannot be set in a role with 'base: image:' (line %d): the "
+			           "image brings its own disk",
+			           v[R_BASE]->line);
+	}
 	return 0;
 }
 
@@ -1013,5 +1091,11 @@ void spec_role_release(struct ib_role *r)
 		free(r->vars[i].value);
 	}
 	free(r->vars);
+	if (r->base_image) {
+		free(r->base_image->url);
+		free(r->base_image->sha256);
+		free(r->base_image);
+	}
+	strv_release(&r->scripts);
 	memset(r, 0, sizeof(*r));
 }

@@ -53,6 +53,7 @@ void ib_resolved_free(struct ib_resolved *r)
 	strv_release(&r->images);
 	free(r->checks);
 	free(r->vars);
+	strv_release(&r->scripts);
 	free(r);
 }
 
@@ -117,6 +118,39 @@ static int check_templates(struct ib_ctx *ctx, const struct ib_project *p,
 	return 0;
 }
 
+/* What a base image rules out, over the whole chain: a disk size (the image brings its
+ * disk) anywhere in it, and build-time scripts without an image to run them in (a
+ * bootstrapped role runs nothing at build time). */
+static int check_base(struct ib_ctx *ctx, const struct ib_resolved *res)
+{
+	const struct ib_role *img = NULL, *scripts = NULL;
+	for (size_t i = 0; i < res->n_chain; i++) {
+		if (res->chain[i]->base_image)
+			img = res->chain[i];
+		if (res->chain[i]->scripts.n && !scripts)
+			scripts = res->chain[i];
+	}
+	if (!img) {
+		if (!scripts)
+			return 0;
+		return spec_err(ctx, scripts->scripts_pos.file, scripts->scripts_pos.line,
+		                scripts->scripts_pos.col,
+		                "'scripts' needs 'base: image:' in role '%s' or a role it extends "
+		                "(a bootstrapped role runs nothing at build time; use 'firstboot')",
+		                res->role->name);
+	}
+	for (size_t i = 0; i < res->n_chain; i++) {
+		const struct ib_role *q = res->chain[i];
+		if (!q->disk_size)
+			continue;
+		return spec_err(ctx, q->disk_pos.file, q->disk_pos.line, q->disk_pos.col,
+		                "role '%s' sets 'disk' but role '%s' starts from 'base: image:' "
+		                "(%s:%d): the image brings its own disk",
+		                q->name, img->name, img->base_pos.file, img->base_pos.line);
+	}
+	return 0;
+}
+
 static void merge_role(struct ib_resolved *res, const struct ib_role *role, size_t max_files,
                        size_t max_kv)
 {
@@ -139,6 +173,11 @@ static void merge_role(struct ib_resolved *res, const struct ib_role *role, size
 	for (size_t i = 0; i < role->firstboot.n; i++)
 		if (!strv_contains(&res->firstboot, role->firstboot.v[i]))
 			strv_push(&res->firstboot, role->firstboot.v[i]);
+	for (size_t i = 0; i < role->scripts.n; i++)
+		if (!strv_contains(&res->scripts, role->scripts.v[i]))
+			strv_push(&res->scripts, role->scripts.v[i]);
+	if (role->base_image)
+		res->base_image = role->base_image;
 
 	/* A descendant's entry for a destination takes the ancestor's place in the order. */
 	for (size_t i = 0; i < role->n_files; i++) {
@@ -216,7 +255,10 @@ int ib_role_resolve(struct ib_ctx *ctx, const struct ib_project *p, const char *
 	if (res->n_cloud_init > 1)
 		qsort(res->cloud_init, res->n_cloud_init, sizeof(*res->cloud_init), cmp_kv);
 	qsort(res->vars, res->n_vars, sizeof(*res->vars), cmp_tvar);
-	int r = check_templates(ctx, p, res);
+	int r = check_base(ctx, res);
+	if (r < 0)
+		return r;
+	r = check_templates(ctx, p, res);
 	if (r < 0)
 		return r;
 	*ret = TAKE_PTR(res);
