@@ -1,6 +1,7 @@
 /* cmd_fetch.c: `imgbuild fetch`: fill the cache with everything every role needs. */
 #include "cli.h"
 #include "layer/layer.h"
+#include "pipeline/imagebase.h"
 #include "pipeline/supply.h"
 #include "rootfs/rootfs.h"
 #include "util/fs.h"
@@ -20,7 +21,7 @@ int cmd_fetch(struct cli *cli, int argc, char **argv)
 	struct ib_fetch_opts fo;
 	cli_fetch_opts(cli, &fo);
 	r = ib_cas_open(&cli->ctx, cache, &cas);
-	size_t n_art = 0, n_img = 0, n_rootfs = 0, failed = 0;
+	size_t n_art = 0, n_img = 0, n_rootfs = 0, n_base = 0, failed = 0;
 	for (size_t i = 0; r == 0 && i < p->n_roles; i++) {
 		if (p->roles[i].abstract)
 			continue;
@@ -28,7 +29,12 @@ int cmd_fetch(struct cli *cli, int argc, char **argv)
 		ib_ctx_init_child(&child, &cli->ctx, p->roles[i].name);
 		struct ib_resolved *res = NULL;
 		int rr = ib_role_resolve(&child, p, p->roles[i].name, &res);
-		if (rr == 0) {
+		/* A role on a base image needs the image, not a bootstrap; its packages are
+		 * resolved against the image's own dpkg status when it is built. */
+		if (rr == 0 && res->base_image) {
+			rr = ib_imagebase_fetch(&child, &cas, &fo, res, NULL);
+			n_base += rr == 0;
+		} else if (rr == 0) {
 			struct ib_rootfs_opts ro = {.project = p,
 			                            .role = res,
 			                            .cache_dir = cache,
@@ -57,8 +63,8 @@ int cmd_fetch(struct cli *cli, int argc, char **argv)
 		r = -(int)cli->ctx.err_code;
 	if (r == 0 && cli->verbosity > 0)
 		printf("fetch: cache %s holds what every role needs: %zu root filesystems, %zu "
-		       "artifacts, %zu images\n",
-		       cache, n_rootfs, n_art, n_img);
+		       "base images, %zu artifacts, %zu images\n",
+		       cache, n_rootfs, n_base, n_art, n_img);
 	ib_cas_release(&cas);
 	ib_project_free(p);
 	return r;

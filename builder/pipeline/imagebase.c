@@ -51,22 +51,34 @@ static int check_format(struct ib_ctx *ctx, const char *path, const struct ib_ba
 	return 0;
 }
 
-int ib_imagebase_get(struct ib_ctx *ctx, const struct ib_imagebase_opts *o)
+int ib_imagebase_fetch(struct ib_ctx *ctx, const struct ib_cas *cas,
+                       const struct ib_fetch_opts *fo, const struct ib_resolved *role,
+                       char **ret_path)
 {
-	const struct ib_base_image *b = o->role->base_image;
-	struct ib_fetch_opts defaults;
-	struct ib_cas cas = {0};
-	int r = ib_cas_open(ctx, o->cache_dir, &cas);
-	if (r < 0)
-		return r;
-	_cleanup_free_ char *what = xasprintf("base image of role '%s'", o->role->role->name);
+	const struct ib_base_image *b = role->base_image;
+	_cleanup_free_ char *what = xasprintf("base image of role '%s'", role->role->name);
 	struct ib_fetch_item it = {.url = b->url, .sha256 = b->sha256, .what = what};
-	r = ib_fetch_all(ctx, &cas, fetch_opts(o, &defaults), &it, 1);
+	int r = ib_fetch_all(ctx, cas, fo, &it, 1);
 	if (r == 0) {
 		ib_log(ctx, IB_LOG_INFO, "base image %s (%s)", b->sha256,
 		       it.cached ? "in the cache" : "downloaded");
 		r = check_format(ctx, it.path, b);
 	}
+	if (r == 0 && ret_path)
+		*ret_path = TAKE_PTR(it.path);
+	ib_fetch_item_release(&it);
+	return r;
+}
+
+int ib_imagebase_get(struct ib_ctx *ctx, const struct ib_imagebase_opts *o)
+{
+	const struct ib_base_image *b = o->role->base_image;
+	struct ib_fetch_opts defaults;
+	struct ib_cas cas = {0};
+	_cleanup_free_ char *path = NULL;
+	int r = ib_cas_open(ctx, o->cache_dir, &cas);
+	if (r == 0)
+		r = ib_imagebase_fetch(ctx, &cas, fetch_opts(o, &defaults), o->role, &path);
 	if (r == 0) {
 		/* The copy is the image to customize: the cache entry stays read-only. */
 		_cleanup_free_ char *tmp = xasprintf("%s.tmp", o->out_raw);
@@ -76,7 +88,7 @@ int ib_imagebase_get(struct ib_ctx *ctx, const struct ib_imagebase_opts *o)
 		                            b->format == IB_FMT_QCOW2 ? "qcow2" : "raw",
 		                            "-O",
 		                            "raw",
-		                            it.path,
+		                            path,
 		                            tmp,
 		                            NULL};
 		r = ib_run(ctx, argv, NULL, 0, NULL);
@@ -85,7 +97,6 @@ int ib_imagebase_get(struct ib_ctx *ctx, const struct ib_imagebase_opts *o)
 		if (r < 0)
 			unlink(tmp);
 	}
-	ib_fetch_item_release(&it);
 	ib_cas_release(&cas);
 	return r;
 }
@@ -201,7 +212,7 @@ int ib_imagebase_debs(struct ib_ctx *ctx, const struct ib_imagebase_opts *o, con
 		if (!lists_present(lists))
 			return ib_error(ctx, IB_E_NETWORK,
 			                "offline: no package index of %s %s in the cache for role "
-			                "'%s' (run once online, or `imgbuild fetch`)",
+			                "'%s' (build it once online)",
 			                mirror, p->suite, role->role->name);
 	} else {
 		const char *const argv[] = {"apt-get", "-q", "update", NULL};

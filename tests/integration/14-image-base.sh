@@ -215,7 +215,7 @@ ok "customized image: layer file (0640), hello installed, unit enabled, script r
 
 # ---- a second build downloads nothing; offline, a base image not in the cache is named ----
 start=$(date +%s)
-"$IMGBUILD" -C "$P" build cloudy --force >"$T/b2.out" 2>"$T/b2.err" || { tail -20 "$T/b2.err"; fail "second build"; }
+"$IMGBUILD" -C "$P" -v build cloudy --force >"$T/b2.out" 2>"$T/b2.err" || { tail -20 "$T/b2.err"; fail "second build"; }
 echo "second build: $(( $(date +%s) - start ))s"
 grep -q "base image $sha (in the cache)" "$T/b2.err" || fail "second build: $(cat "$T/b2.err")"
 n=$(grep -c "GET /base.qcow2" "$T/http.log")

@@ -509,7 +509,7 @@ START_TEST(test_err_unknown_key)
 	        "  pakages: [curl]\n",
 	        "images/base.yaml:4:3: unknown key 'pakages' in role (expected one of: name, "
 	        "description, abstract, extends, packages, files, units, firstboot, cloud_init, "
-	        "disk, artifacts, images, checks, vars)");
+	        "disk, artifacts, images, checks, vars, base, scripts)");
 }
 END_TEST
 
@@ -1052,7 +1052,7 @@ START_TEST(test_error_stops_at_first_file)
 	expect_error(
 	        "images/a.yaml:1:1: unknown key 'descripton' in role (expected one of: name, "
 	        "description, abstract, extends, packages, files, units, firstboot, cloud_init, "
-	        "disk, artifacts, images, checks, vars)");
+	        "disk, artifacts, images, checks, vars, base, scripts)");
 }
 END_TEST
 
@@ -1317,6 +1317,114 @@ START_TEST(test_template_unknown_var)
 }
 END_TEST
 
+#define SHA_B "3333333333333333333333333333333333333333333333333333333333333333"
+
+/* base: image: parsed, inherited by a descendant, with scripts from the chain in order. */
+START_TEST(test_base_image)
+{
+	setup_project();
+	tu_write("s/one.sh", "#!/bin/sh\n");
+	tu_write("s/two.sh", "#!/bin/sh\n");
+	tu_write("images/cloud.yaml", "base:\n"
+	                              "  image:\n"
+	                              "    url: http://127.0.0.1:8080/debian.qcow2\n"
+	                              "    sha256: " SHA_B "\n"
+	                              "    format: qcow2\n"
+	                              "packages: [hello]\n"
+	                              "scripts: [s/one.sh]\n");
+	tu_write("images/child.yaml", "extends: cloud\nscripts: [s/two.sh, s/one.sh]\n");
+	tu_write("images/plain.yaml", "packages: [hello]\n");
+	struct ib_project *p = load_ok();
+	const struct ib_role *c = ib_project_find_role(p, "cloud");
+	ck_assert_ptr_nonnull(c->base_image);
+	ck_assert_str_eq(c->base_image->url, "http://127.0.0.1:8080/debian.qcow2");
+	ck_assert_str_eq(c->base_image->sha256, SHA_B);
+	ck_assert_uint_eq(c->base_image->format, IB_FMT_QCOW2);
+	ck_assert_int_eq(c->base_image->pos.line, 3);
+
+	struct ib_ctx ctx;
+	ib_ctx_init(&ctx);
+	struct ib_resolved *r = NULL;
+	ck_assert_int_eq(ib_role_resolve(&ctx, p, "child", &r), 0);
+	ck_assert_ptr_eq(r->base_image, c->base_image);
+	ck_assert_uint_eq(r->scripts.n, 2);
+	ck_assert(endswith(r->scripts.v[0], "/s/one.sh"));
+	ck_assert(endswith(r->scripts.v[1], "/s/two.sh"));
+	ib_resolved_free(r);
+	ck_assert_int_eq(ib_role_resolve(&ctx, p, "plain", &r), 0);
+	ck_assert_ptr_null(r->base_image);
+	ib_resolved_free(r);
+	ib_project_free(p);
+}
+END_TEST
+
+START_TEST(test_base_image_errors)
+{
+	expect_role_error("base: image\n", "images/base.yaml:1:7: 'base' must be a mapping, not a string");
+	expect_role_error_again("base: {}\n",
+	                        "images/base.yaml:1:7: missing required key 'image' in 'base'");
+	expect_role_error_again("base:\n  image: {url: http://x/y, sha256: " SHA_B ", format: raw}\n"
+	                        "  bootstrap: {}\n",
+	                        "images/base.yaml:3:3: unknown key 'bootstrap' in 'base' (expected one "
+	                        "of: image)");
+	expect_role_error_again("base:\n  image: {url: http://x/y, format: raw}\n",
+	                        "images/base.yaml:2:10: missing required key 'sha256' in 'image'");
+	expect_role_error_again("base:\n  image: {url: http://x/y, sha256: " SHA_B "}\n",
+	                        "images/base.yaml:2:10: missing required key 'format' in 'image'");
+	expect_role_error_again("base:\n  image: {sha256: " SHA_B ", format: raw}\n",
+	                        "images/base.yaml:2:10: missing required key 'url' in 'image'");
+	expect_role_error_again("base:\n  image: {url: http://x/y, sha256: ABC, format: raw}\n",
+	                        "images/base.yaml:2:36: invalid sha256 'ABC' (expected 64 lowercase "
+	                        "hex digits)");
+	expect_role_error_again("base:\n  image: {url: http://x/y, sha256: " SHA_B
+	                        ", format: vmdk}\n",
+	                        "images/base.yaml:2:110: unknown image format 'vmdk' (expected raw "
+	                        "or qcow2)");
+	expect_role_error_again("base:\n  image: {url: /x/y, sha256: " SHA_B ", format: raw}\n",
+	                        "images/base.yaml:2:16: invalid url '/x/y' (expected an http://, "
+	                        "https:// or file:// URL)");
+	expect_role_error_again("base:\n  image: {url: http://x/y, sha256: " SHA_B
+	                        ", format: raw, size: 1}\n",
+	                        "images/base.yaml:2:115: unknown key 'size' in 'image' (expected one of: "
+	                        "url, sha256, format)");
+	expect_role_error_again("disk: {size: 2G}\n"
+	                        "base:\n  image: {url: http://x/y, sha256: " SHA_B ", format: raw}\n",
+	                        "images/base.yaml:1:7: 'disk' cannot be set in a role with 'base: "
+	                        "image:' (line 3): the image brings its own disk");
+	tu_write("s.sh", "#!/bin/sh\n");
+	expect_role_error_again("scripts: [nope.sh]\n",
+	                        "images/base.yaml:1:11: script 'nope.sh' does not exist");
+}
+END_TEST
+
+/* Chain rules are checked when the role is resolved (validate). */
+START_TEST(test_base_image_chain_errors)
+{
+	setup_project();
+	tu_write("s.sh", "#!/bin/sh\n");
+	tu_write("images/sized.yaml", "abstract: true\ndisk: {size: 2G}\n");
+	tu_write("images/cloud.yaml", "extends: sized\n"
+	                              "base:\n  image: {url: http://x/y, sha256: " SHA_B
+	                              ", format: raw}\n");
+	tu_write("images/plain.yaml", "scripts: [s.sh]\n");
+	struct ib_project *p = load_ok();
+	struct ib_ctx ctx;
+	struct ib_resolved *r = (struct ib_resolved *)&sentinel;
+	ib_ctx_init(&ctx);
+	ck_assert_int_eq(ib_role_resolve(&ctx, p, "cloud", &r), -IB_E_SPEC);
+	ck_assert_ptr_eq(r, (struct ib_resolved *)&sentinel);
+	ck_assert_str_eq(ctx.err, "images/sized.yaml:2:7: role 'sized' sets 'disk' but role 'cloud' "
+	                          "starts from 'base: image:' (images/cloud.yaml:3): the image "
+	                          "brings its own disk");
+	ib_ctx_init(&ctx);
+	ck_assert_int_eq(ib_role_resolve(&ctx, p, "plain", &r), -IB_E_SPEC);
+	ck_assert_str_eq(ctx.err, "images/plain.yaml:1:10: 'scripts' needs 'base: image:' in role "
+	                          "'plain' or a role it extends (a bootstrapped role runs nothing "
+	                          "at build time; use 'firstboot')");
+	ib_project_free(p);
+}
+END_TEST
+
 static Suite *spec_suite(void)
 {
 	Suite *s = suite_create("spec");
@@ -1371,6 +1479,9 @@ static Suite *spec_suite(void)
 	TU_CASE(s, "vars_and_templates", test_vars_and_templates);
 	TU_CASE(s, "vars_errors", test_vars_errors);
 	TU_CASE(s, "template_unknown_var", test_template_unknown_var);
+	TU_CASE(s, "base_image", test_base_image);
+	TU_CASE(s, "base_image_errors", test_base_image_errors);
+	TU_CASE(s, "base_image_chain_errors", test_base_image_chain_errors);
 	return s;
 }
 
