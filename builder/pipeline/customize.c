@@ -66,8 +66,10 @@ static int launch(struct gs *s, struct ib_ctx *ctx, int tcg)
 	if (r == 0)
 		return 0;
 	const char *e = guestfs_last_error(g);
-	r = ib_error(ctx, IB_E_LIB, "customizing '%s': the libguestfs appliance did not start (%s): %.*s",
-	             s->image, tcg ? "TCG" : "KVM", e ? (int)strcspn(e, "\n") : 7, e ? e : "unknown");
+	r = ib_error(ctx, IB_E_LIB,
+	             "customizing '%s': the libguestfs appliance did not start (%s): %.*s",
+	             s->image, tcg ? "TCG" : "KVM", e ? (int)strcspn(e, "\n") : 7,
+	             e ? e : "unknown");
 	guestfs_close(g);
 	s->g = NULL;
 	return r;
@@ -87,7 +89,8 @@ static int start(struct gs *s)
 		ib_ctx_init(&attempt);
 		r = launch(s, &attempt, 0);
 		if (r < 0) {
-			ib_log(s->ctx, IB_LOG_INFO, "customize: %s; retrying under TCG", attempt.err);
+			ib_log(s->ctx, IB_LOG_INFO, "customize: %s; retrying under TCG",
+			       attempt.err);
 			tcg = 1;
 		}
 	}

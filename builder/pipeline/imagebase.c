@@ -46,14 +46,13 @@ static int check_format(struct ib_ctx *ctx, const char *path, const struct ib_ba
 		return r;
 	if (strstr(info, "\"backing-filename\""))
 		return ib_error(ctx, IB_E_VERIFY,
-		                "%s:%d:%d: base image '%s' names a backing file: refused", b->pos.file,
-		                b->pos.line, b->pos.col, b->url);
+		                "%s:%d:%d: base image '%s' names a backing file: refused",
+		                b->pos.file, b->pos.line, b->pos.col, b->url);
 	return 0;
 }
 
-int ib_imagebase_fetch(struct ib_ctx *ctx, const struct ib_cas *cas,
-                       const struct ib_fetch_opts *fo, const struct ib_resolved *role,
-                       char **ret_path)
+int ib_imagebase_fetch(struct ib_ctx *ctx, const struct ib_cas *cas, const struct ib_fetch_opts *fo,
+                       const struct ib_resolved *role, char **ret_path)
 {
 	const struct ib_base_image *b = role->base_image;
 	_cleanup_free_ char *what = xasprintf("base image of role '%s'", role->role->name);
@@ -82,15 +81,10 @@ int ib_imagebase_get(struct ib_ctx *ctx, const struct ib_imagebase_opts *o)
 	if (r == 0) {
 		/* The copy is the image to customize: the cache entry stays read-only. */
 		_cleanup_free_ char *tmp = xasprintf("%s.tmp", o->out_raw);
-		const char *const argv[] = {"qemu-img",
-		                            "convert",
-		                            "-f",
-		                            b->format == IB_FMT_QCOW2 ? "qcow2" : "raw",
-		                            "-O",
-		                            "raw",
-		                            path,
-		                            tmp,
-		                            NULL};
+		const char *const argv[] = {
+		        "qemu-img", "convert", "-f", b->format == IB_FMT_QCOW2 ? "qcow2" : "raw",
+		        "-O",       "raw",     path, tmp,
+		        NULL};
 		r = ib_run(ctx, argv, NULL, 0, NULL);
 		if (r == 0 && rename(tmp, o->out_raw) < 0)
 			r = ib_error_errno(ctx, IB_E_IO, errno, "cannot rename '%s'", tmp);
@@ -192,8 +186,8 @@ int ib_imagebase_debs(struct ib_ctx *ctx, const struct ib_imagebase_opts *o, con
 	_cleanup_free_ char *conf_path = ib_path_join(dir, "apt.conf");
 	_cleanup_free_ char *src_path = ib_path_join(dir, "sources.list");
 	_cleanup_free_ char *conf = apt_conf(dir, lists, status, p->arch);
-	_cleanup_free_ char *src = xasprintf("deb [signed-by=%s] %s %s main\n", DEBIAN_KEYRING,
-	                                     mirror, p->suite);
+	_cleanup_free_ char *src =
+	        xasprintf("deb [signed-by=%s] %s %s main\n", DEBIAN_KEYRING, mirror, p->suite);
 	int r;
 	if ((r = ib_mkdir_p(ctx, empty, 0755)) < 0 || (r = ib_mkdir_p(ctx, partial, 0755)) < 0 ||
 	    (r = ib_mkdir_p(ctx, state, 0755)) < 0 ||

@@ -31,9 +31,8 @@ struct ib_imagebase_opts {
 
 /* Fetch role's base image into the cache (or find it there) and check its format;
  * *ret_path (optional, caller frees) the cache entry. For `imgbuild fetch`. */
-int ib_imagebase_fetch(struct ib_ctx *ctx, const struct ib_cas *cas,
-                       const struct ib_fetch_opts *fo, const struct ib_resolved *role,
-                       char **ret_path);
+int ib_imagebase_fetch(struct ib_ctx *ctx, const struct ib_cas *cas, const struct ib_fetch_opts *fo,
+                       const struct ib_resolved *role, char **ret_path);
 
 /* Fetch the base image (or find it in the cache) and write a raw copy to out_raw. */
 int ib_imagebase_get(struct ib_ctx *ctx, const struct ib_imagebase_opts *o);

@@ -39,7 +39,7 @@ const char *const ib_seal_gone[] = {
 
 const struct ib_seal_clear ib_seal_cleared[] = {
         {"etc/ssh", "ssh_host_"}, {"var/lib/apt/lists", ""}, {"tmp", ""},
-        {"var/tmp", ""},          {"var/log/journal", ""},  {NULL, NULL},
+        {"var/tmp", ""},          {"var/log/journal", ""},   {NULL, NULL},
 };
 
 int ib_tree_seal(struct ib_ctx *ctx, const char *tree)

@@ -110,8 +110,8 @@ struct ib_checks {
  * imgbuild built) instead of an mmdebstrap bootstrap. */
 struct ib_base_image {
 	char *url;
-	char *sha256;  /* 64 lowercase hex digits */
-	unsigned format; /* IB_FMT_RAW or IB_FMT_QCOW2 */
+	char *sha256;      /* 64 lowercase hex digits */
+	unsigned format;   /* IB_FMT_RAW or IB_FMT_QCOW2 */
 	struct ib_pos pos; /* the `image:` key */
 };
 

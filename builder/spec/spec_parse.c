@@ -352,9 +352,9 @@ enum {
 	R__MAX
 };
 static const char *const role_keys[R__MAX] = {
-        "name",      "description", "abstract", "extends",   "packages", "files",  "units",
-        "firstboot", "cloud_init",  "disk",     "artifacts", "images",   "checks", "vars",
-        "base",      "scripts",
+        "name",   "description", "abstract",   "extends", "packages",  "files",
+        "units",  "firstboot",   "cloud_init", "disk",    "artifacts", "images",
+        "checks", "vars",        "base",       "scripts",
 };
 
 enum { F_SOURCE, F_DEST, F_MODE, F_OWNER, F_TEMPLATE, F__MAX };
@@ -1015,8 +1015,8 @@ int spec_parse_role(const struct spec_src *src, const struct ynode *root, const 
 	if (v[R_VARS] && (ret = parse_vars(src, v[R_VARS], r)) < 0)
 		return ret;
 	if (v[R_SCRIPTS]) {
-		r->scripts_pos = (struct ib_pos){src->display, v[R_SCRIPTS]->line,
-		                                 v[R_SCRIPTS]->col};
+		r->scripts_pos =
+		        (struct ib_pos){src->display, v[R_SCRIPTS]->line, v[R_SCRIPTS]->col};
 		if ((ret = each_string(src, v[R_SCRIPTS], "scripts", add_script, &r->scripts)) < 0)
 			return ret;
 	}
@@ -1026,10 +1026,11 @@ int spec_parse_role(const struct spec_src *src, const struct ynode *root, const 
 		/* The image brings its partitions and filesystems: nothing of the disk assembly
 		 * (mmdebstrap's tree, `disk: size:`) applies to it. */
 		if (v[R_DISK])
-			return ERR(src, v[R_DISK],
-			           "'disk' cannot be set in a role with 'base: image:' (line %d): the "
-			           "image brings its own disk",
-			           v[R_BASE]->line);
+			return ERR(
+			        src, v[R_DISK],
+			        "'disk' cannot be set in a role with 'base: image:' (line %d): the "
+			        "image brings its own disk",
+			        v[R_BASE]->line);
 	}
 	return 0;
 }
