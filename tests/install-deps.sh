@@ -5,7 +5,7 @@ set -eu
 
 PKGS="build-essential pkg-config
 libarchive-dev libyaml-dev libcurl4-openssl-dev libssl-dev libguestfs-dev check
-mmdebstrap e2fsprogs fdisk uidmap ca-certificates
+mmdebstrap e2fsprogs fdisk uidmap ca-certificates debian-archive-keyring
 qemu-utils qemu-system-x86 ovmf
 grub-pc-bin grub-efi-amd64-bin grub-common mtools dosfstools
 linux-image-amd64 libguestfs-tools
