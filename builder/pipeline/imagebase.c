@@ -167,8 +167,11 @@ int ib_imagebase_debs(struct ib_ctx *ctx, const struct ib_imagebase_opts *o, con
 	if (role->packages.n == 0)
 		return 0;
 
-	_cleanup_free_ char *mirror =
-	        fo->mirror ? ib_mirror_url(fo->mirror, p->mirror) : xstrdup(p->mirror);
+	/* Debian's packages come from debian.mirror, as for mmdebstrap: --mirror is for the
+	 * pinned downloads of other servers, and a directory mirror holds no archive. */
+	const char *mirror = p->mirror;
+	struct ib_fetch_opts deb_fo = *fo;
+	deb_fo.mirror = NULL;
 	struct ib_sha256 h;
 	char key[65];
 	ib_sha256_init(&h);
@@ -252,7 +255,7 @@ int ib_imagebase_debs(struct ib_ctx *ctx, const struct ib_imagebase_opts *o, con
 		struct ib_cas cas = {0};
 		r = ib_cas_open(ctx, o->cache_dir, &cas);
 		if (r == 0)
-			r = ib_fetch_all(ctx, &cas, fo, items, n);
+			r = ib_fetch_all(ctx, &cas, &deb_fo, items, n);
 		ib_cas_release(&cas);
 	}
 	for (size_t i = 0; i < n; i++) {

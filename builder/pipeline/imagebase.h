@@ -8,7 +8,8 @@
  *
  * Packages are resolved on the host, not in the appliance: apt with a private
  * configuration reads the image's own dpkg status (downloaded from the launched appliance)
- * and the project's Debian mirror and suite, and prints the .deb files the image lacks;
+ * and the project's Debian mirror and suite (debian.mirror, as for mmdebstrap; --mirror
+ * does not apply), and prints the .deb files the image lacks;
  * those are fetched into the cache by their sha256 like any artifact, uploaded, and
  * installed by the image's apt from the local files. The appliance needs no network, and a
  * second build downloads nothing.

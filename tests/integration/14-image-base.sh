@@ -246,5 +246,5 @@ grep -q "offline, and 1 of 1 items are not in the cache: base image of role 'els
 ls "$P/out" | grep -q elsewhere && fail "offline failure left outputs"
 ok "a build after the first took the base image from the cache; unchanged is up to date; offline names what is missing"
 echo "not exercised here: a vendor cloud image (cloud.debian.org is unreachable; the base is"
-echo "imgbuild's own), a directory --mirror for the packages, and a full --offline rebuild"
+echo "imgbuild's own), --mirror for the base image, and a full --offline rebuild"
 echo "14-image-base: $(( $(date +%s) - t0 ))s"
