@@ -33,7 +33,8 @@ int cmd_fetch(struct cli *cli, int argc, char **argv)
 			                            .role = res,
 			                            .cache_dir = cache,
 			                            .epoch = epoch,
-			                            .offline = cli->offline};
+			                            .offline = cli->offline,
+			                            .keep_debs = 1};
 			_cleanup_free_ char *tar = NULL;
 			int reused = 0;
 			rr = ib_rootfs_get(&child, &ro, &tar, &reused);
