@@ -102,8 +102,26 @@ static int cmp_name(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+/* Files never bundled even when they sit in the project: the signing key and the bundle
+ * being written (a project's own directory is a natural place for both). */
+struct skip {
+	const char *dir; /* the output directory */
+	struct stat files[2];
+	size_t n_files;
+};
+
+static int skipped(const struct skip *k, const char *path, const struct stat *st)
+{
+	if (streq(path, k->dir))
+		return 1;
+	for (size_t i = 0; i < k->n_files; i++)
+		if (k->files[i].st_dev == st->st_dev && k->files[i].st_ino == st->st_ino)
+			return 1;
+	return 0;
+}
+
 /* Regular files under dir (rel is its path in the project), less dot files and skip. */
-static int walk(struct ib_ctx *ctx, const char *dir, const char *rel, const char *skip,
+static int walk(struct ib_ctx *ctx, const char *dir, const char *rel, const struct skip *skip,
                 struct srcs *s)
 {
 	DIR *d = opendir(dir);
@@ -123,10 +141,10 @@ static int walk(struct ib_ctx *ctx, const char *dir, const char *rel, const char
 		_cleanup_free_ char *sub = *rel ? xasprintf("%s/%s", rel, names.v[i])
 		                                : xstrdup(names.v[i]);
 		struct stat st;
-		if (streq(path, skip))
-			continue;
 		if (lstat(path, &st) < 0) {
 			r = ib_error_errno(ctx, IB_E_IO, errno, "cannot stat '%s'", path);
+		} else if (skipped(skip, path, &st)) {
+			continue;
 		} else if (S_ISDIR(st.st_mode)) {
 			r = walk(ctx, path, sub, skip, s);
 		} else if (S_ISREG(st.st_mode)) {
@@ -188,8 +206,13 @@ int ib_bundle_collect(struct ib_ctx *ctx, const struct ib_bundle_collect_opts *o
 			ib_error_prefix(ctx, "role '%s'", o->roles->v[i]);
 		ib_resolved_free(res);
 	}
+	struct skip skip = {.dir = o->project->output_dir};
+	const char *never[] = {o->key_file, o->output};
+	for (size_t i = 0; i < ARRAY_SIZE(never); i++)
+		if (never[i] && stat(never[i], &skip.files[skip.n_files]) == 0)
+			skip.n_files++;
 	if (r == 0)
-		r = walk(ctx, o->project->root, "", o->project->output_dir, &s);
+		r = walk(ctx, o->project->root, "", &skip, &s);
 	ib_cas_release(&cas);
 	/* Roles share entries (one root filesystem, one image): keep each once. */
 	if (s.n > 1)

@@ -70,7 +70,9 @@ static int bundle_create(struct cli *cli, int argc, char **argv)
 	                                    .roles = &roles,
 	                                    .fetch = &fo,
 	                                    .epoch = epoch,
-	                                    .with_images = cli->with_images};
+	                                    .with_images = cli->with_images,
+	                                    .key_file = cli->key_file,
+	                                    .output = cli->out};
 	struct ib_bundle_src *srcs = NULL;
 	size_t n = 0;
 	if (r == 0)

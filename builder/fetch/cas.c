@@ -44,7 +44,7 @@ int ib_cas_open(struct ib_ctx *ctx, const char *cache_dir, struct ib_cas *ret)
 		if (r < 0)
 			return r;
 	}
-	ret->root = TAKE_PTR(root);
+	*ret = (struct ib_cas){.root = TAKE_PTR(root)};
 	return 0;
 }
 
