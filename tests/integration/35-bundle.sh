@@ -121,6 +121,23 @@ tar -tvf "$T/site.tar" | awk '{print $2, $4, $5}' | sort -u >"$T/headers"
 [ "$(wc -l <"$T/headers")" = 1 ] && grep -q '^root/root\|^0/0' "$T/headers" || fail "member headers vary: $(head "$T/headers")"
 ok "bundle create: $n_blobs cache entries and the spec ($(grep -c ' project/' "$T/MANIFEST") files); --with-images adds the images; deterministic bytes and headers"
 
+# The signing key and an older bundle sitting in the project are never packed.
+cp "$T/keys/site.key" "$P/site.key"
+echo old >"$P/old.bundle"
+expect_exit 0 "$bin" -C "$P" bundle create base --key "$P/site.key" -o "$P/old.bundle" --offline
+zstd -dcq "$P/old.bundle" | tar -t >"$T/base.members"
+grep -E 'site\.key|old\.bundle' "$T/base.members" && fail "the key or the bundle itself was packed"
+grep -qx project/imgbuild.yaml "$T/base.members" || fail "the base bundle lacks the spec"
+rm -f "$P/site.key" "$P/old.bundle"
+# Usage errors: exit 2.
+expect_exit 2 "$bin" -C "$P" bundle create -o "$T/x.bundle"
+expect_exit 2 "$bin" -C "$P" bundle create nosuchrole --key "$T/keys/site.key" -o "$T/x.bundle"
+expect_exit 2 "$bin" bundle verify --key "$T/keys/site.pub"
+expect_exit 2 "$bin" bundle import --key "$T/keys/site.pub" -o "$T/keys" "$T/site.bundle"
+expect_exit 2 "$bin" bundle verify --key "$T/keys/site.pub" --with-images "$T/site.bundle"
+[ ! -e "$T/x.bundle" ] || fail "a failed bundle create left its output"
+ok "the key and the bundle itself are never packed; usage errors exit 2"
+
 expect_exit 0 "$bin" bundle verify --key "$T/keys/site.pub" "$T/site.bundle"
 grep -q "signature good" "$T/out" || fail "verify says: $(cat "$T/out")"
 expect_exit 1 "$bin" bundle verify --key "$T/keys/other.pub" "$T/site.bundle"
