@@ -53,8 +53,8 @@ static int collect_rootfs(struct ib_ctx *ctx, const struct ib_bundle_collect_opt
 	if (r == 0)
 		return ib_error(ctx, IB_E_NETWORK,
 		                "the packages of root filesystem %.12s are not in the cache (it "
-		                "was made before imgbuild kept them): run 'imgbuild fetch' where "
-		                "the mirror is reachable",
+		                "was made before imgbuild kept them): run 'bundle create' without "
+		                "--offline where the mirror is reachable",
 		                key);
 	_cleanup_free_ char *ref = ib_cas_ref_relpath(IB_ROOTFS_DEBS_REF, key);
 	add_cache(s, cas, ref);

@@ -33,8 +33,7 @@ int cmd_fetch(struct cli *cli, int argc, char **argv)
 			                            .role = res,
 			                            .cache_dir = cache,
 			                            .epoch = epoch,
-			                            .offline = cli->offline,
-			                            .keep_debs = 1};
+			                            .offline = cli->offline};
 			_cleanup_free_ char *tar = NULL;
 			int reused = 0;
 			rr = ib_rootfs_get(&child, &ro, &tar, &reused);
