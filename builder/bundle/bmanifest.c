@@ -55,8 +55,9 @@ int ib_bundle_path_valid(const char *path)
 		if (k == 0 || k > 64 || rest[k] != '/')
 			return 0;
 		for (size_t i = 0; i < k; i++)
-			if (!((rest[i] >= 'a' && rest[i] <= 'z') || (rest[i] >= '0' && rest[i] <= '9') ||
-			      rest[i] == '-' || rest[i] == '_'))
+			if (!((rest[i] >= 'a' && rest[i] <= 'z') ||
+			      (rest[i] >= '0' && rest[i] <= '9') || rest[i] == '-' ||
+			      rest[i] == '_'))
 				return 0;
 		return ib_cas_hex_valid(rest + k + 1);
 	}
@@ -161,7 +162,8 @@ int ib_bundle_manifest_parse(struct ib_ctx *ctx, const char *text, size_t len,
 				goto bad;
 			}
 			if (m.n == alloc)
-				m.v = xrealloc(m.v, (alloc = alloc ? 2 * alloc : 64) * sizeof(*m.v));
+				m.v = xrealloc(m.v,
+				               (alloc = alloc ? 2 * alloc : 64) * sizeof(*m.v));
 			struct ib_bundle_entry e = {0};
 			if (parse_entry(rest, &e) < 0) {
 				why = "bad member line (want 'file <sha256> <size> <path>' with a "

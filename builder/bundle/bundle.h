@@ -19,9 +19,9 @@
 #include "fetch/cas.h"
 #include "util/strbuf.h"
 
-#define IB_BUNDLE_FORMAT     "imgbuild-bundle 1"
-#define IB_BUNDLE_MANIFEST   "MANIFEST"
-#define IB_BUNDLE_SIGNATURE  "MANIFEST.sig"
+#define IB_BUNDLE_FORMAT       "imgbuild-bundle 1"
+#define IB_BUNDLE_MANIFEST     "MANIFEST"
+#define IB_BUNDLE_SIGNATURE    "MANIFEST.sig"
 #define IB_BUNDLE_MANIFEST_MAX (64u << 20)
 
 struct ib_bundle_entry {
@@ -31,7 +31,7 @@ struct ib_bundle_entry {
 };
 
 struct ib_bundle_manifest {
-	char *tool;     /* "imgbuild <version>" */
+	char *tool; /* "imgbuild <version>" */
 	long long created;
 	char signer[65]; /* ib_key_fingerprint of the signing key */
 	struct strv roles;

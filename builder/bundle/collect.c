@@ -138,8 +138,8 @@ static int walk(struct ib_ctx *ctx, const char *dir, const char *rel, const stru
 	int r = 0;
 	for (size_t i = 0; r == 0 && i < names.n; i++) {
 		_cleanup_free_ char *path = ib_path_join(dir, names.v[i]);
-		_cleanup_free_ char *sub = *rel ? xasprintf("%s/%s", rel, names.v[i])
-		                                : xstrdup(names.v[i]);
+		_cleanup_free_ char *sub =
+		        *rel ? xasprintf("%s/%s", rel, names.v[i]) : xstrdup(names.v[i]);
 		struct stat st;
 		if (lstat(path, &st) < 0) {
 			r = ib_error_errno(ctx, IB_E_IO, errno, "cannot stat '%s'", path);
@@ -183,7 +183,8 @@ static int collect_images(struct ib_ctx *ctx, const struct ib_project *p, const 
 
 static int cmp_src(const void *a, const void *b)
 {
-	return strcmp(((const struct ib_bundle_src *)a)->path, ((const struct ib_bundle_src *)b)->path);
+	return strcmp(((const struct ib_bundle_src *)a)->path,
+	              ((const struct ib_bundle_src *)b)->path);
 }
 
 int ib_bundle_collect(struct ib_ctx *ctx, const struct ib_bundle_collect_opts *o,

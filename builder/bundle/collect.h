@@ -20,8 +20,9 @@ struct ib_bundle_collect_opts {
 /* For each role: its root filesystem's kept .debs with their index and ref (bootstrapping
  * again first when the cached one predates kept packages), and every cache entry and ref
  * an offline build of it reads; then the project directory's regular files (less dot files,
- * the output directory, the key file and the bundle itself) and, with with_images, each role's outputs. Fetches what is
- * missing unless offline. *ret sorted by path, unique; free with ib_bundle_srcs_free. */
+ * the output directory, the key file and the bundle itself) and, with with_images, each role's
+ * outputs. Fetches what is missing unless offline. *ret sorted by path, unique; free with
+ * ib_bundle_srcs_free. */
 int ib_bundle_collect(struct ib_ctx *ctx, const struct ib_bundle_collect_opts *o,
                       struct ib_bundle_src **ret, size_t *ret_n);
 void ib_bundle_srcs_free(struct ib_bundle_src *v, size_t n);

@@ -14,7 +14,8 @@
 
 static int cmp_src(const void *a, const void *b)
 {
-	return strcmp(((const struct ib_bundle_src *)a)->path, ((const struct ib_bundle_src *)b)->path);
+	return strcmp(((const struct ib_bundle_src *)a)->path,
+	              ((const struct ib_bundle_src *)b)->path);
 }
 
 static int add_member(struct ib_ctx *ctx, struct archive *a, const char *name, uint64_t size,
@@ -70,7 +71,8 @@ static int add_file(struct ib_ctx *ctx, struct archive *a, const struct ib_bundl
 		if (n == 0)
 			break;
 		if (total + (uint64_t)n > e->size) {
-			r = ib_error(ctx, IB_E_IO, "'%s' grew while it was being bundled", src->file);
+			r = ib_error(ctx, IB_E_IO, "'%s' grew while it was being bundled",
+			             src->file);
 			break;
 		}
 		ib_sha256_update(&h, buf, (size_t)n);

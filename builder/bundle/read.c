@@ -12,7 +12,7 @@
 #include "util/fs.h"
 #include "util/hash.h"
 
-#define CHUNK (1 << 20)
+#define CHUNK   (1 << 20)
 #define SIG_MAX 256
 
 /* The next header, which must be a regular file: 1 and *ret, 0 at the end, or an error. */
@@ -26,9 +26,8 @@ static int next_member(struct ib_ctx *ctx, struct archive *a, const char *file,
 		return ib_error(ctx, IB_E_VERIFY, "bundle '%s' is not a readable archive: %s", file,
 		                archive_error_string(a));
 	if (archive_entry_filetype(*ret) != AE_IFREG)
-		return ib_error(ctx, IB_E_VERIFY,
-		                "bundle '%s': member '%s' is not a regular file", file,
-		                archive_entry_pathname(*ret));
+		return ib_error(ctx, IB_E_VERIFY, "bundle '%s': member '%s' is not a regular file",
+		                file, archive_entry_pathname(*ret));
 	return 1;
 }
 
@@ -110,8 +109,9 @@ static int check_member(struct ib_ctx *ctx, struct archive *a, const char *file,
 	ib_sha256_release(&h);
 	if (r == 0 && total != want->size)
 		r = ib_error(ctx, IB_E_VERIFY,
-		             "bundle '%s': member '%s' has %llu bytes, the manifest says %llu", file,
-		             want->path, (unsigned long long)total, (unsigned long long)want->size);
+		             "bundle '%s': member '%s' has %llu bytes, the manifest says %llu",
+		             file, want->path, (unsigned long long)total,
+		             (unsigned long long)want->size);
 	if (r == 0 && !streq(hex, want->sha256))
 		r = ib_error(ctx, IB_E_VERIFY,
 		             "bundle '%s': member '%s': sha256 mismatch: the manifest says %s, its "
@@ -121,8 +121,7 @@ static int check_member(struct ib_ctx *ctx, struct archive *a, const char *file,
 }
 
 static int check_signature(struct ib_ctx *ctx, const char *file, EVP_PKEY *pub,
-                           const char *manifest, size_t len, const char *sig_text,
-                           size_t sig_len)
+                           const char *manifest, size_t len, const char *sig_text, size_t sig_len)
 {
 	unsigned char sig[IB_SIG_LEN];
 	int r = ib_bundle_sig_parse(ctx, sig_text, sig_len, sig);
@@ -204,10 +203,11 @@ int ib_bundle_read(struct ib_ctx *ctx, const char *file, EVP_PKEY *pub, const ch
 				             "bundle '%s': member '%s' is missing: rejected", file,
 				             m.v[i].path);
 			else
-				r = ib_error(ctx, IB_E_VERIFY,
-				             "bundle '%s': member '%s' is not in the manifest (or out "
-				             "of order): rejected",
-				             file, name);
+				r = ib_error(
+				        ctx, IB_E_VERIFY,
+				        "bundle '%s': member '%s' is not in the manifest (or out "
+				        "of order): rejected",
+				        file, name);
 			break;
 		}
 		const char *stage = startswith(name, "cache/") ? cache_stage : files_stage;
@@ -228,8 +228,8 @@ int ib_bundle_read(struct ib_ctx *ctx, const char *file, EVP_PKEY *pub, const ch
 		ib_progress(ctx, "verify", i, m.n);
 	}
 	if (r == 0 && i < m.n)
-		r = ib_error(ctx, IB_E_VERIFY, "bundle '%s': member '%s' is missing: rejected", file,
-		             m.v[i].path);
+		r = ib_error(ctx, IB_E_VERIFY, "bundle '%s': member '%s' is missing: rejected",
+		             file, m.v[i].path);
 out:
 	archive_read_free(a);
 	if (r == 0)
@@ -253,7 +253,8 @@ int ib_bundle_install(struct ib_ctx *ctx, const struct ib_bundle_manifest *m,
 			if (ib_exists(to))
 				continue; /* same name, same bytes (the cache checks on use) */
 			if (chmod(from, 0444) < 0)
-				return ib_error_errno(ctx, IB_E_IO, errno, "cannot chmod '%s'", from);
+				return ib_error_errno(ctx, IB_E_IO, errno, "cannot chmod '%s'",
+				                      from);
 			fresh++;
 		} else {
 			_cleanup_free_ char *dir = xstrdup(to);

@@ -47,7 +47,8 @@ static int bundle_create(struct cli *cli, int argc, char **argv)
 	for (int i = 1; r == 0 && i < argc; i++) {
 		const struct ib_role *role = ib_project_find_role(p, argv[i]);
 		if (!role)
-			r = ib_error(ctx, IB_E_USAGE, "no role '%s' (see 'imgbuild list')", argv[i]);
+			r = ib_error(ctx, IB_E_USAGE, "no role '%s' (see 'imgbuild list')",
+			             argv[i]);
 		else if (role->abstract)
 			r = ib_error(ctx, IB_E_USAGE, "role '%s' is abstract: nothing builds it",
 			             argv[i]);
@@ -143,8 +144,8 @@ static int bundle_import(struct cli *cli, const char *file)
 	size_t fresh = 0;
 	int r = ib_key_load_public(ctx, cli->key_file, &key);
 	if (r == 0 && cli->out && ib_exists(cli->out))
-		r = ib_error(ctx, IB_E_USAGE, "'%s' exists: 'bundle import -o' makes a new directory",
-		             cli->out);
+		r = ib_error(ctx, IB_E_USAGE,
+		             "'%s' exists: 'bundle import -o' makes a new directory", cli->out);
 	if (r == 0)
 		r = ib_cas_open(ctx, cache, &cas);
 	if (r < 0)
@@ -176,24 +177,23 @@ static int bundle_import(struct cli *cli, const char *file)
 		                   cli->out);
 	ib_commit_unlock();
 	if (r == 0) {
-		_cleanup_free_ char *what =
-		        xasprintf("; imported into %s (%zu new entries)%s%s", cas.root, fresh,
-		                  cli->out ? ", project and images in " : "", cli->out ? cli->out : "");
+		_cleanup_free_ char *what = xasprintf(
+		        "; imported into %s (%zu new entries)%s%s", cas.root, fresh,
+		        cli->out ? ", project and images in " : "", cli->out ? cli->out : "");
 		print_verified(cli, file, &m, what);
 	}
-out:
-	{
-		struct ib_ctx quiet;
-		ib_ctx_init(&quiet);
-		if (cache_stage) {
-			ib_rm_rf(&quiet, cache_stage);
-			ib_tmp_unregister(cache_stage);
-		}
-		if (files_stage) {
-			ib_rm_rf(&quiet, files_stage);
-			ib_tmp_unregister(files_stage);
-		}
+out : {
+	struct ib_ctx quiet;
+	ib_ctx_init(&quiet);
+	if (cache_stage) {
+		ib_rm_rf(&quiet, cache_stage);
+		ib_tmp_unregister(cache_stage);
 	}
+	if (files_stage) {
+		ib_rm_rf(&quiet, files_stage);
+		ib_tmp_unregister(files_stage);
+	}
+}
 	ib_bundle_manifest_release(&m);
 	ib_cas_release(&cas);
 	EVP_PKEY_free(key);
@@ -216,14 +216,16 @@ int cmd_bundle(struct cli *cli, int argc, char **argv)
 	if (cli->with_images)
 		return ib_error(ctx, IB_E_USAGE, "'--with-images' applies to 'bundle create' only");
 	if (cli->offline || cli->mirror)
-		return ib_error(ctx, IB_E_USAGE, "'--offline' and '--mirror' apply to 'bundle "
-		                                 "create' only");
+		return ib_error(ctx, IB_E_USAGE,
+		                "'--offline' and '--mirror' apply to 'bundle "
+		                "create' only");
 	if (argc != 3)
 		return ib_error(ctx, IB_E_USAGE, "'bundle %s' takes one FILE", sub);
 	if (streq(sub, "verify")) {
 		if (cli->out)
-			return ib_error(ctx, IB_E_USAGE, "'-o' applies to 'bundle create' and "
-			                                 "'bundle import'");
+			return ib_error(ctx, IB_E_USAGE,
+			                "'-o' applies to 'bundle create' and "
+			                "'bundle import'");
 		return bundle_verify(cli, argv[2]);
 	}
 	return bundle_import(cli, argv[2]);

@@ -24,8 +24,8 @@ struct ib_cas_record {
 };
 
 struct ib_cas {
-	char *root;                 /* the cache root; owned */
-	struct ib_cas_record *rec;  /* NULL, or where lookups are recorded; not owned */
+	char *root;                /* the cache root; owned */
+	struct ib_cas_record *rec; /* NULL, or where lookups are recorded; not owned */
 };
 
 int ib_cas_open(struct ib_ctx *ctx, const char *cache_dir, struct ib_cas *ret);

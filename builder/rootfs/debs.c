@@ -149,9 +149,10 @@ int ib_rootfs_debs_keep(struct ib_ctx *ctx, const struct ib_cas *cas, const char
 	}
 	for (size_t i = 0; r == 0 && i < hexes.n; i++)
 		if (!found[i].text || !filename_valid(found[i].filename))
-			r = ib_error(ctx, IB_E_TOOL,
-			             "'%s' (sha256 %.12s) is not in the mirror's index as a pool file",
-			             names.v[i], hexes.v[i]);
+			r = ib_error(
+			        ctx, IB_E_TOOL,
+			        "'%s' (sha256 %.12s) is not in the mirror's index as a pool file",
+			        names.v[i], hexes.v[i]);
 	if (r < 0)
 		goto out;
 
@@ -247,7 +248,9 @@ int ib_rootfs_debs_get(struct ib_ctx *ctx, const struct ib_cas *cas, const char 
 		return ib_error(ctx, IB_E_IO, "cache entry '%s' is not a package index", path);
 	}
 	for (size_t i = 0; verify && i < d.debs.n + 2; i++) {
-		const char *hex = i < d.debs.n ? d.debs.v[i] : i == d.debs.n ? d.sources : d.packages;
+		const char *hex = i < d.debs.n    ? d.debs.v[i]
+		                  : i == d.debs.n ? d.sources
+		                                  : d.packages;
 		r = ib_cas_lookup(ctx, cas, hex, 1, NULL);
 		if (r <= 0) {
 			ib_rootfs_debs_release(&d);

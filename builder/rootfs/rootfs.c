@@ -90,9 +90,11 @@ void ib_rootfs_key(const struct ib_rootfs_opts *opts, char out[65])
  * the sources.list it wrote. sync-out and copy-out work in root and unshare mode alike. */
 static void keep_hooks(struct strv *argv, const char *work)
 {
-	strv_push_take(argv, xasprintf("--customize-hook=sync-out /var/cache/apt/archives %s/archives",
-	                               work));
-	strv_push_take(argv, xasprintf("--customize-hook=sync-out /var/lib/apt/lists %s/lists", work));
+	strv_push_take(
+	        argv,
+	        xasprintf("--customize-hook=sync-out /var/cache/apt/archives %s/archives", work));
+	strv_push_take(argv,
+	               xasprintf("--customize-hook=sync-out /var/lib/apt/lists %s/lists", work));
 	strv_push_take(argv, xasprintf("--customize-hook=copy-out /etc/apt/sources.list %s", work));
 }
 
@@ -211,8 +213,8 @@ int ib_rootfs_get(struct ib_ctx *ctx, const struct ib_rootfs_opts *opts, char **
 
 	/* Fast path: a complete entry only ever appears by rename. A root filesystem from
 	 * before its packages were kept is bootstrapped again when they are wanted. */
-	if (ib_exists(tar) && (!opts->keep_debs || opts->offline ||
-	                       ib_rootfs_debs_get(ctx, &cas, key, 0, &debs) > 0))
+	if (ib_exists(tar) &&
+	    (!opts->keep_debs || opts->offline || ib_rootfs_debs_get(ctx, &cas, key, 0, &debs) > 0))
 		goto reuse;
 
 	lock = ib_lock_file(ctx, lockpath);
@@ -221,8 +223,8 @@ int ib_rootfs_get(struct ib_ctx *ctx, const struct ib_rootfs_opts *opts, char **
 		goto out;
 	}
 	ib_rootfs_debs_release(&debs);
-	if (ib_exists(tar) && (!opts->keep_debs || opts->offline ||
-	                       ib_rootfs_debs_get(ctx, &cas, key, 0, &debs) > 0))
+	if (ib_exists(tar) &&
+	    (!opts->keep_debs || opts->offline || ib_rootfs_debs_get(ctx, &cas, key, 0, &debs) > 0))
 		goto reuse; /* another build made it while we waited */
 	ib_rootfs_debs_release(&debs);
 	if (opts->offline) {

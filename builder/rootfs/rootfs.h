@@ -24,8 +24,9 @@ void ib_rootfs_key(const struct ib_rootfs_opts *opts, char out[65]);
 extern const char *const ib_rootfs_base_packages[];
 
 /* Return (in *ret_tar, caller frees) the cached tarball for these inputs, bootstrapping it
- * with mmdebstrap first when missing, and keeping the .debs it used (rootfs/debs.h). Safe for concurrent builds sharing one cache: one
- * bootstraps under a lock, the others wait and reuse. *ret_reused tells which happened. */
+ * with mmdebstrap first when missing, and keeping the .debs it used (rootfs/debs.h). Safe for
+ * concurrent builds sharing one cache: one bootstraps under a lock, the others wait and reuse.
+ * *ret_reused tells which happened. */
 int ib_rootfs_get(struct ib_ctx *ctx, const struct ib_rootfs_opts *opts, char **ret_tar,
                   int *ret_reused);
 
