@@ -31,7 +31,8 @@ const struct command commands[] = {
         {"key", cmd_key, "generate PREFIX",
          "make an Ed25519 key pair for signing bundles (PREFIX.key, PREFIX.pub)", OPT_COMMON, 0},
         {"bundle", cmd_bundle, "create [ROLE...]|verify FILE|import FILE",
-         "pack, check or load a signed bundle for air-gapped builds",
+         "pack (-o FILE), check, or import (-o DIR: also the project) a signed bundle "
+         "for air-gapped builds",
          OPT_COMMON | OPT_OUT | OPT_KEY | OPT_WITH_IMAGES | OPT_OFFLINE | OPT_MIRROR, 0},
         {"help", cmd_help, "[COMMAND]", "show help for imgbuild or one command", OPT_HELP, 0},
         /* Run by a build as a normal user inside a user namespace (pipeline/assemble.h). */
