@@ -5,9 +5,10 @@
 # every role, the Debian bootstrap included (from the bundled .debs), and compare the images
 # with the connected build's. Then tampering: a flipped byte, a removed member, an extra
 # member, a manifest signed by another key, a changed manifest: each rejected with exit 1
-# and nothing imported. Takes about 2-4 minutes with a warm cache (the offline bootstrap
-# is most of it); the first run on a machine bootstraps once more from the mirror, to keep
-# the .debs of a root filesystem cached before imgbuild kept them.
+# and nothing imported. Measured on 2 shared cores under other builds: 226 s (ASan build
+# 294 s), of which the offline import, bootstrap and two builds are 190-220 s (mmdebstrap
+# from local .debs alone took 98 s on a quieter machine). The first run on a machine whose
+# cached root filesystem predates kept packages bootstraps once more from the mirror.
 # shellcheck disable=SC2086
 . "$(dirname "$0")/../lib.sh"
 t_init 35-bundle
