@@ -28,6 +28,12 @@ const struct command commands[] = {
         {"publish", cmd_publish, "[ROLE...]",
          "upload built images to AWS as AMIs with their launch templates",
          OPT_COMMON | OPT_OUT | OPT_JSON | OPT_AWS, 0},
+        {"key", cmd_key, "generate PREFIX",
+         "make an Ed25519 key pair for signing bundles (PREFIX.key, PREFIX.pub)", OPT_COMMON, 0},
+        {"bundle", cmd_bundle, "create [ROLE...]|verify FILE|import FILE",
+         "pack (-o FILE), check, or import (-o DIR: also the project) a signed bundle "
+         "for air-gapped builds",
+         OPT_COMMON | OPT_OUT | OPT_KEY | OPT_WITH_IMAGES | OPT_OFFLINE | OPT_MIRROR, 0},
         {"help", cmd_help, "[COMMAND]", "show help for imgbuild or one command", OPT_HELP, 0},
         /* Run by a build as a normal user inside a user namespace (pipeline/assemble.h). */
         {"__assemble", cmd_assemble, "KEY=VALUE...", "assemble a role in a user namespace",
@@ -76,6 +82,8 @@ const struct option_doc option_docs[] = {
         {OPT_COPY_TO, "--copy-to REGION", "also copy the AMI there (repeatable, or a,b)"},
         {OPT_INSTANCE_TYPE, "--instance-type TYPE", "launch templates' type (default t3.medium)"},
         {OPT_DRY_RUN, "--dry-run", "print every AWS request, secrets redacted; send none"},
+        {OPT_KEY, "--key FILE", "bundle: the private key (create) or public key (verify, import)"},
+        {OPT_WITH_IMAGES, "--with-images", "bundle create: also pack the built images"},
         {OPT_HELP, "-h, --help", "show this help"},
         {0, NULL, NULL},
 };
@@ -115,6 +123,8 @@ enum {
 	LONG_TIMEOUT,
 	LONG_KEEP,
 	LONG_NO_TOOLING,
+	LONG_KEY,
+	LONG_WITH_IMAGES,
 };
 
 static const struct option long_opts[] = {
@@ -153,6 +163,8 @@ static const struct option long_opts[] = {
         {"timeout", required_argument, NULL, LONG_TIMEOUT},
         {"keep", no_argument, NULL, LONG_KEEP},
         {"no-tooling", no_argument, NULL, LONG_NO_TOOLING},
+        {"key", required_argument, NULL, LONG_KEY},
+        {"with-images", no_argument, NULL, LONG_WITH_IMAGES},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, LONG_VERSION},
         /* For the bash completion, so that it never falls out of step with this table. */
@@ -492,6 +504,14 @@ int main(int argc, char **argv)
 		case LONG_NO_TOOLING:
 			cli.no_tooling = 1;
 			used |= OPT_NO_TOOLING;
+			break;
+		case LONG_KEY:
+			cli.key_file = optarg;
+			used |= OPT_KEY;
+			break;
+		case LONG_WITH_IMAGES:
+			cli.with_images = 1;
+			used |= OPT_WITH_IMAGES;
 			break;
 		case LONG_VERSION: printf("imgbuild %s\n", IMGBUILD_VERSION); return 0;
 		case LONG_LIST_CMDS:

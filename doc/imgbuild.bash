@@ -16,6 +16,7 @@ _imgbuild()
 	--role) COMPREPLY=($(compgen -W "$(imgbuild list --json 2>/dev/null | tr ',' '\n' | sed -n 's/.*"name":"\([^"]*\)".*/\1/p')" -- "$cur")); return ;;
 	--region|--endpoint-url|--profile|--concurrency|--copy-to|--instance-type) COMPREPLY=(); return ;;
 	--target) COMPREPLY=($(compgen -W ami -- "$cur")); return ;;
+	--key) COMPREPLY=($(compgen -f -- "$cur")); return ;;
 	esac
 	cmd=""
 	for ((i = 1; i < COMP_CWORD; i++)); do
@@ -24,6 +25,7 @@ _imgbuild()
 		--region|--endpoint-url|--profile|--concurrency|--copy-to|--instance-type|--target) ((i++)) ;;
 		--dir|--plan|--master-address|--workers|--network|--pod-cidr|--addons) ((i++)) ;;
 		--memory|--cpus|--disk-size|--timeout) ((i++)) ;;
+		--key) ((i++)) ;;
 		-*) ;;
 		*) cmd=${COMP_WORDS[i]}; break ;;
 		esac
@@ -68,6 +70,23 @@ _imgbuild()
 		esac ;;
 	verify)
 		COMPREPLY=($(compgen -f -- "$cur")) ;;
+	key)
+		COMPREPLY=($(compgen -W generate -- "$cur")) ;;
+	bundle)
+		# The subcommand, then roles (create) or the bundle file (verify, import).
+		local sub="" j
+		for ((j = i + 1; j < COMP_CWORD; j++)); do
+			case "${COMP_WORDS[j]}" in
+			--key|-o|--output|--mirror|-C) ((j++)) ;;
+			-*) ;;
+			*) sub=${COMP_WORDS[j]}; break ;;
+			esac
+		done
+		case "$sub" in
+		"") COMPREPLY=($(compgen -W "create verify import" -- "$cur")) ;;
+		create) COMPREPLY=($(compgen -W "$(imgbuild list --json 2>/dev/null | tr ',' '\n' | sed -n 's/.*"name":"\([^"]*\)".*/\1/p')" -- "$cur")) ;;
+		*) COMPREPLY=($(compgen -f -- "$cur")) ;;
+		esac ;;
 	esac
 }
 complete -F _imgbuild imgbuild

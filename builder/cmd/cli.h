@@ -50,6 +50,9 @@ enum {
 #define OPT_TIMEOUT    (1ULL << 34) /* --timeout SECONDS */
 #define OPT_KEEP       (1ULL << 35) /* --keep */
 #define OPT_NO_TOOLING (1ULL << 36) /* --no-tooling */
+/* bundle */
+#define OPT_KEY         (1ULL << 37) /* --key FILE */
+#define OPT_WITH_IMAGES (1ULL << 38) /* --with-images */
 #define OPT_CLUSTER_UP                                                                             \
 	(OPT_MEMORY | OPT_CPUS | OPT_DISK_SIZE | OPT_TIMEOUT | OPT_KEEP | OPT_NO_TOOLING)
 #define OPT_COMMON (OPT_DIR | OPT_VERBOSE | OPT_QUIET | OPT_HELP)
@@ -110,6 +113,10 @@ struct cli {
 	int timeout;           /* --timeout seconds; 0: 900 */
 	int keep;              /* --keep: leave a cluster that failed to come up running */
 	int no_tooling;        /* --no-tooling */
+
+	/* bundle */
+	const char *key_file; /* --key */
+	int with_images;      /* --with-images */
 };
 
 struct command {
@@ -141,6 +148,8 @@ int cmd_cache(struct cli *cli, int argc, char **argv);
 int cmd_verify(struct cli *cli, int argc, char **argv);
 int cmd_publish(struct cli *cli, int argc, char **argv);
 int cmd_cluster(struct cli *cli, int argc, char **argv);
+int cmd_key(struct cli *cli, int argc, char **argv);
+int cmd_bundle(struct cli *cli, int argc, char **argv);
 /* `all`, then `publish` with --target ami. */
 int cmd_all_target(struct cli *cli, int argc, char **argv);
 /* Hidden: the assembly inside a user namespace, run by a build as a normal user. */

@@ -455,7 +455,7 @@ int cmd_cache(struct cli *cli, int argc, char **argv)
 		return ib_error(&cli->ctx, IB_E_USAGE, "'--all' applies to 'cache prune' only");
 	int all = cli->all;
 	/* Not ib_cas_open: looking must not create the cache. */
-	struct ib_cas cas = {ib_cache_dir()};
+	struct ib_cas cas = {.root = ib_cache_dir()};
 	int r;
 	if (streq(sub, "ls"))
 		r = cache_ls(cli, &cas);

@@ -44,7 +44,7 @@ int ib_cas_open(struct ib_ctx *ctx, const char *cache_dir, struct ib_cas *ret)
 		if (r < 0)
 			return r;
 	}
-	ret->root = TAKE_PTR(root);
+	*ret = (struct ib_cas){.root = TAKE_PTR(root)};
 	return 0;
 }
 
@@ -67,11 +67,23 @@ char *ib_cas_tmp_path(const struct ib_cas *cas, const char *tag)
 	return xasprintf("%s/tmp/%s.tmp.%d.%u", cas->root, tag, (int)getpid(), n);
 }
 
+static void record(const struct ib_cas *cas, char *rel)
+{
+	if (!cas->rec) {
+		free(rel);
+		return;
+	}
+	pthread_mutex_lock(&cas->rec->lock);
+	strv_push_take(&cas->rec->paths, rel);
+	pthread_mutex_unlock(&cas->rec->lock);
+}
+
 int ib_cas_lookup(struct ib_ctx *ctx, const struct ib_cas *cas, const char *hex, int verify,
                   char **ret_path)
 {
 	if (!ib_cas_hex_valid(hex))
 		return ib_error(ctx, IB_E_SPEC, "bad sha256 digest '%s'", hex ? hex : "(null)");
+	record(cas, xasprintf("blobs/sha256/%s", hex));
 	_cleanup_free_ char *path = ib_cas_path(cas, hex);
 	struct stat st;
 	if (stat(path, &st) < 0) {
@@ -215,6 +227,13 @@ int ib_cas_trylock(struct ib_ctx *ctx, const struct ib_cas *cas, const char *hex
 
 /* ---- refs ---- */
 
+char *ib_cas_ref_relpath(const char *kind, const char *name)
+{
+	char h[IB_SHA256_HEX];
+	ib_sha256_hex(name, strlen(name), h);
+	return xasprintf("refs/%s/%s", kind, h);
+}
+
 static char *ref_path(const struct ib_cas *cas, const char *kind, const char *name)
 {
 	char h[IB_SHA256_HEX];
@@ -289,6 +308,7 @@ int ib_cas_ref_get(struct ib_ctx *ctx, const struct ib_cas *cas, const char *kin
 	int r = ref_check(ctx, kind, name);
 	if (r < 0)
 		return r;
+	record(cas, ib_cas_ref_relpath(kind, name));
 	_cleanup_free_ char *path = ref_path(cas, kind, name);
 	if (!ib_exists(path))
 		return 0;

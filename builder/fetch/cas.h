@@ -16,8 +16,16 @@
 
 #include "util/ctx.h"
 
+/* Every entry and ref looked up through a cache that has one (bundle create: what an
+ * offline build of a role reads). Paths relative to the cache root, in lookup order. */
+struct ib_cas_record {
+	pthread_mutex_t lock;
+	struct strv paths;
+};
+
 struct ib_cas {
-	char *root; /* the cache root; owned */
+	char *root;                /* the cache root; owned */
+	struct ib_cas_record *rec; /* NULL, or where lookups are recorded; not owned */
 };
 
 int ib_cas_open(struct ib_ctx *ctx, const char *cache_dir, struct ib_cas *ret);
@@ -66,6 +74,9 @@ int ib_cas_ref_set(struct ib_ctx *ctx, const struct ib_cas *cas, const char *kin
 /* 1 found (hex filled), 0 missing. */
 int ib_cas_ref_get(struct ib_ctx *ctx, const struct ib_cas *cas, const char *kind, const char *name,
                    char hex[65]);
+
+/* Path of the ref file for (kind, name), relative to the cache root. Caller frees. */
+char *ib_cas_ref_relpath(const char *kind, const char *name);
 
 /* Call fn for every ref (kind, name, hex) in a stable order; stops at fn's first non-zero
  * return and returns it. Unreadable or malformed ref files are skipped. */

@@ -4,12 +4,15 @@
 #include <errno.h>
 #include <sys/stat.h>
 
+#include "debs.h"
 #include "util/fs.h"
 #include "util/hash.h"
 #include "util/proc.h"
 #include "util/tmpreg.h"
 
-/* Bump when the hooks or the mmdebstrap arguments below change meaning: it is in the key. */
+/* Bump when the hooks or the mmdebstrap arguments below change meaning: it is in the key.
+ * The hooks that keep the .debs (keep_hooks) and the local repository of an offline
+ * bootstrap are not in it: they change where packages come from, not what is installed. */
 #define ROOTFS_RECIPE "imgbuild-rootfs-3"
 
 const char *const ib_rootfs_base_packages[] = {
@@ -82,7 +85,24 @@ void ib_rootfs_key(const struct ib_rootfs_opts *opts, char out[65])
 	strv_release(&pkgs);
 }
 
-static int bootstrap(struct ib_ctx *ctx, const struct ib_rootfs_opts *opts, const char *tmp)
+/* Copy out, before mmdebstrap's cleanup removes them, the .debs it installed (kept by
+ * --skip=essential/unlink), apt's lists (for the mirror's own stanzas of those .debs) and
+ * the sources.list it wrote. sync-out and copy-out work in root and unshare mode alike. */
+static void keep_hooks(struct strv *argv, const char *work)
+{
+	strv_push_take(
+	        argv,
+	        xasprintf("--customize-hook=sync-out /var/cache/apt/archives %s/archives", work));
+	strv_push_take(argv,
+	               xasprintf("--customize-hook=sync-out /var/lib/apt/lists %s/lists", work));
+	strv_push_take(argv, xasprintf("--customize-hook=copy-out /etc/apt/sources.list %s", work));
+}
+
+/* Bootstrap into tmp. With work, keep what was used there (keep_hooks); with repo, install
+ * from that local flat repository instead of the mirror, and put back the sources.list the
+ * mirror bootstrap wrote, so that the image names the real mirror. */
+static int bootstrap(struct ib_ctx *ctx, const struct ib_rootfs_opts *opts, const char *tmp,
+                     const char *work, const char *repo)
 {
 	const struct ib_project *p = opts->project;
 	struct strv argv = {0}, pkgs = {0};
@@ -98,24 +118,75 @@ static int bootstrap(struct ib_ctx *ctx, const struct ib_rootfs_opts *opts, cons
 	strv_push_take(&argv, xasprintf("--variant=%s", p->variant));
 	strv_push_take(&argv, xasprintf("--architectures=%s", p->arch));
 	strv_push(&argv, "--format=tar");
+	strv_push(&argv, "--skip=essential/unlink");
 	strv_push_take(&argv, xasprintf("--include=%s", sb_str(&inc)));
 	for (size_t i = 0; i < ARRAY_SIZE(dpkg_opts); i++)
 		strv_push(&argv, dpkg_opts[i]);
+	if (work)
+		keep_hooks(&argv, work);
+	if (repo)
+		strv_push_take(&argv, xasprintf("--customize-hook=upload %s/sources.list "
+		                                "/etc/apt/sources.list",
+		                                repo));
 	strv_push(&argv, seal_hook);
 	strv_push(&argv, p->suite);
 	strv_push(&argv, tmp);
-	strv_push(&argv, p->mirror);
+	/* copy://: apt copies the .debs in; file:// would need the repository inside the
+	 * chroot. [trusted=yes]: the bundle's signature vouched for these bytes. */
+	if (repo)
+		strv_push_take(&argv, xasprintf("deb [trusted=yes] copy://%s ./", repo));
+	else
+		strv_push(&argv, p->mirror);
 
 	_cleanup_free_ char *sde = xasprintf("SOURCE_DATE_EPOCH=%lld", (long long)opts->epoch);
 	const char *env[] = {sde, "LC_ALL=C.UTF-8", NULL};
 	ib_log(ctx, IB_LOG_INFO, "bootstrapping %s (%zu packages) from %s", p->suite, pkgs.n,
-	       p->mirror);
+	       repo ? "the cached packages, offline" : p->mirror);
 	r = ib_run(ctx, (const char *const *)argv.v, env, 0, NULL);
 	if (r < 0)
 		ib_error_prefix(ctx, "bootstrapping the root filesystem");
 	strv_release(&argv);
 	strv_release(&pkgs);
 	sb_release(&inc);
+	return r;
+}
+
+/* Bootstrap into tmp from the mirror keeping its .debs, or (offline) from kept .debs. A
+ * failure to keep the .debs costs only offline bootstraps later: a warning. */
+static int bootstrap_cached(struct ib_ctx *ctx, const struct ib_rootfs_opts *opts,
+                            const struct ib_cas *cas, const char *key, const char *tmp,
+                            const struct ib_rootfs_debs *debs)
+{
+	_cleanup_free_ char *work = ib_cas_tmp_path(cas, debs ? "rootfs-repo" : "rootfs-debs");
+	ib_tmp_register(work);
+	int r = 0;
+	if (debs) {
+		_cleanup_free_ char *repo = ib_path_join(work, "repo");
+		r = ib_rootfs_debs_repo(ctx, cas, debs, opts->project->suite, repo);
+		if (r == 0)
+			r = bootstrap(ctx, opts, tmp, NULL, repo);
+	} else {
+		static const char *const sub[] = {"archives", "lists"};
+		for (size_t i = 0; r == 0 && i < ARRAY_SIZE(sub); i++) {
+			_cleanup_free_ char *d = ib_path_join(work, sub[i]);
+			r = ib_mkdir_p(ctx, d, 0755);
+		}
+		if (r == 0)
+			r = bootstrap(ctx, opts, tmp, work, NULL);
+		if (r == 0) {
+			struct ib_ctx child;
+			ib_ctx_init_child(&child, ctx, ctx->label);
+			if (ib_rootfs_debs_keep(&child, cas, key, work) < 0)
+				ib_log(ctx, IB_LOG_WARN,
+				       "the packages of this root filesystem were not kept, so it "
+				       "cannot be bootstrapped offline: %s",
+				       child.err);
+		}
+	}
+	struct ib_ctx quiet;
+	ib_ctx_init(&quiet);
+	ib_rm_rf(&quiet, work);
+	ib_tmp_unregister(work);
 	return r;
 }
 
@@ -130,44 +201,78 @@ int ib_rootfs_get(struct ib_ctx *ctx, const struct ib_rootfs_opts *opts, char **
 	r = ib_mkdir_p(ctx, dir, 0755);
 	if (r < 0)
 		return r;
+	struct ib_cas cas = {0};
+	r = ib_cas_open(ctx, opts->cache_dir, &cas);
+	if (r < 0)
+		return r;
 	_cleanup_free_ char *tar = xasprintf("%s/%s.tar", dir, key);
 	_cleanup_free_ char *lockpath = xasprintf("%s/%s.lock", dir, key);
+	_cleanup_free_ char *tmp = NULL;
+	struct ib_rootfs_debs debs = {0};
+	int have_debs = 0, lock = -1;
 
-	/* Fast path: a complete entry only ever appears by rename. */
-	if (ib_exists(tar)) {
-		*ret_reused = 1;
-		*ret_tar = TAKE_PTR(tar);
-		return 0;
+	/* Fast path: a complete entry only ever appears by rename. A root filesystem from
+	 * before its packages were kept is bootstrapped again when they are wanted. */
+	if (ib_exists(tar) &&
+	    (!opts->keep_debs || opts->offline || ib_rootfs_debs_get(ctx, &cas, key, 0, &debs) > 0))
+		goto reuse;
+
+	lock = ib_lock_file(ctx, lockpath);
+	if (lock < 0) {
+		r = lock;
+		goto out;
 	}
-
-	_cleanup_close_ int lock = ib_lock_file(ctx, lockpath);
-	if (lock < 0)
-		return lock;
-	if (ib_exists(tar)) { /* another build made it while we waited */
-		*ret_reused = 1;
-		*ret_tar = TAKE_PTR(tar);
-		return 0;
+	ib_rootfs_debs_release(&debs);
+	if (ib_exists(tar) &&
+	    (!opts->keep_debs || opts->offline || ib_rootfs_debs_get(ctx, &cas, key, 0, &debs) > 0))
+		goto reuse; /* another build made it while we waited */
+	ib_rootfs_debs_release(&debs);
+	if (opts->offline) {
+		have_debs = ib_rootfs_debs_get(ctx, &cas, key, 1, &debs);
+		if (have_debs < 0) {
+			r = have_debs;
+			goto out;
+		}
+		if (!have_debs) {
+			r = ib_error(ctx, IB_E_NETWORK,
+			             "offline, and neither the root filesystem (%s from %s, %zu "
+			             "packages, key %.12s) nor its packages are in the cache: run "
+			             "'imgbuild fetch' where the mirror is reachable, or import a "
+			             "bundle ('imgbuild bundle import')",
+			             opts->project->suite, opts->project->mirror,
+			             opts->role->packages.n, key);
+			goto out;
+		}
 	}
-	if (opts->offline)
-		return ib_error(
-		        ctx, IB_E_NETWORK,
-		        "offline, and the root filesystem (%s from %s, %zu packages, key %.12s) "
-		        "is not in the cache: run 'imgbuild fetch' where the mirror is reachable",
-		        opts->project->suite, opts->project->mirror, opts->role->packages.n, key);
-	if (!ib_have_program("mmdebstrap"))
-		return ib_error(ctx, IB_E_TOOL, "mmdebstrap is not installed (run 'make deps')");
+	if (!ib_have_program("mmdebstrap")) {
+		r = ib_error(ctx, IB_E_TOOL, "mmdebstrap is not installed (run 'make deps')");
+		goto out;
+	}
+	if (ib_exists(tar))
+		ib_log(ctx, IB_LOG_INFO,
+		       "bootstrapping root filesystem %.12s again to keep its packages", key);
 
-	_cleanup_free_ char *tmp = xasprintf("%s/.%s.tar.tmp.%d", dir, key, (int)getpid());
+	tmp = xasprintf("%s/.%s.tar.tmp.%d", dir, key, (int)getpid());
 	ib_tmp_register(tmp);
-	r = bootstrap(ctx, opts, tmp);
+	r = bootstrap_cached(ctx, opts, &cas, key, tmp, have_debs ? &debs : NULL);
 	if (r == 0 && (chmod(tmp, 0644) < 0 || rename(tmp, tar) < 0))
 		r = ib_error_errno(ctx, IB_E_IO, errno, "cannot store '%s' in the cache", tar);
 	if (r < 0)
 		unlink(tmp);
 	ib_tmp_unregister(tmp);
 	if (r < 0)
-		return r;
+		goto out;
 	*ret_reused = 0;
 	*ret_tar = TAKE_PTR(tar);
-	return 0;
+	goto out;
+reuse:
+	*ret_reused = 1;
+	*ret_tar = TAKE_PTR(tar);
+	r = 0;
+out:
+	if (lock >= 0)
+		close(lock);
+	ib_rootfs_debs_release(&debs);
+	ib_cas_release(&cas);
+	return r;
 }

@@ -10,7 +10,10 @@ struct ib_rootfs_opts {
 	const struct ib_resolved *role;
 	const char *cache_dir; /* imgbuild's cache root; tarballs go in <cache_dir>/rootfs */
 	time_t epoch;          /* SOURCE_DATE_EPOCH given to mmdebstrap */
-	int offline;           /* a missing root filesystem is an error, never bootstrapped */
+	int offline;   /* never the mirror: a missing root filesystem is bootstrapped from the
+	                * packages kept in the cache (rootfs/debs.h), or is an error */
+	int keep_debs; /* online: bootstrap again a cached root filesystem whose packages
+	                * were not kept (fetch, bundle create need them) */
 };
 
 /* The cache key: SHA-256 over suite, mirror, architecture, variant, the sorted package
@@ -21,8 +24,9 @@ void ib_rootfs_key(const struct ib_rootfs_opts *opts, char out[65]);
 extern const char *const ib_rootfs_base_packages[];
 
 /* Return (in *ret_tar, caller frees) the cached tarball for these inputs, bootstrapping it
- * with mmdebstrap first when missing. Safe for concurrent builds sharing one cache: one
- * bootstraps under a lock, the others wait and reuse. *ret_reused tells which happened. */
+ * with mmdebstrap first when missing, and keeping the .debs it used (rootfs/debs.h). Safe for
+ * concurrent builds sharing one cache: one bootstraps under a lock, the others wait and reuse.
+ * *ret_reused tells which happened. */
 int ib_rootfs_get(struct ib_ctx *ctx, const struct ib_rootfs_opts *opts, char **ret_tar,
                   int *ret_reused);
 

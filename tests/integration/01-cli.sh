@@ -48,9 +48,13 @@ if command -v bash >/dev/null; then
 		COMP_WORDS=(imgbuild bu); COMP_CWORD=1; _imgbuild; echo \"\${COMPREPLY[*]}\"
 		COMP_WORDS=(imgbuild seed --); COMP_CWORD=2; _imgbuild; echo \"\${COMPREPLY[*]}\"
 		cd '$TOP'; COMP_WORDS=(imgbuild build ma); COMP_CWORD=2; _imgbuild; echo \"\${COMPREPLY[*]}\"
+		COMP_WORDS=(imgbuild bundle --key k.key ''); COMP_CWORD=4; _imgbuild; echo \"\${COMPREPLY[*]}\"
+		COMP_WORDS=(imgbuild bundle create w); COMP_CWORD=3; _imgbuild; echo \"\${COMPREPLY[*]}\"
 	")
-	echo "$out" | sed -n 1p | grep -qx 'build' || fail "completion of 'bu': $out"
+	echo "$out" | sed -n 1p | grep -qx 'build bundle' || fail "completion of 'bu': $out"
 	echo "$out" | sed -n 2p | grep -q -- '--ssh-key' || fail "completion of seed options: $out"
 	echo "$out" | sed -n 3p | grep -qx 'master' || fail "completion of roles: $out"
+	echo "$out" | sed -n 4p | grep -qx 'create verify import' || fail "completion of bundle: $out"
+	echo "$out" | sed -n 5p | grep -qx 'worker' || fail "completion of bundle create: $out"
 	ok "bash completion follows the command table and the project's roles"
 fi
