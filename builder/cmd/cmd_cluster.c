@@ -29,49 +29,75 @@
 #define MARKER            "imgbuild: cloud-init finished on "
 #define SERIAL_MAX        (256u << 20)
 
-/* Render every host's user-data from its role's template (cloud-init/master.yaml, ...). */
-static int render_hosts(struct cli *cli, const struct ib_project *p, struct ib_cluster_plan *plan)
+/* One host's user-data from its role's template (cloud-init/master.yaml, ...), with the
+ * SSH keys in ssh_key (a file, or NULL). Nodes get the plan's variables; the tooling host
+ * gets TOOLING_NODES and its private address. */
+static int render_host(struct cli *cli, const struct ib_project *p, const struct ib_resolved *res,
+                       const struct ib_cluster_plan *plan, const struct ib_cluster_host *h,
+                       const char *ssh_key, char **ret)
 {
-	static const char *const roles[] = {"master", "worker"};
-	struct ib_resolved *res[2] = {NULL, NULL};
+	int tooling = h == &plan->tooling;
+	struct ib_cluster_vars vars;
+	ib_cluster_vars_init(&vars, plan, h);
+	_cleanup_free_ char *iid = ib_cluster_instance_id(plan, h);
+	_cleanup_free_ char *nodes = ib_cluster_tooling_nodes(plan);
+	const struct ib_tvar tvars[] = {
+	        {"tooling_nodes", nodes},
+	        {"tooling_address", h->address},
+	};
+	const struct seed_opts o = {
+	        .hostname = h->name,
+	        .ssh_key_file = ssh_key,
+	        .instance_id = iid,
+	        .vars = tooling ? tvars : vars.v,
+	        .n_vars = tooling ? ARRAY_SIZE(tvars) : vars.n,
+	        .plan_mode = SEED_PLAN_FALLBACK,
+	};
+	struct seed_data sd = {0};
+	const char *role = res->role->name;
+	int r = seed_render_opts(&cli->ctx, p, res, &o, &sd);
+	if (r == 0 && !tooling && !sd.uses_plan)
+		r = ib_error(&cli->ctx, IB_E_SPEC,
+		             "%s takes nothing from the cluster plan: the %s user-data needs "
+		             "cloud-init/%s.yaml with {{ cluster_env_b64 }}",
+		             sd.template_path + strlen(p->root) + 1, role, role);
+	if (r == 0)
+		*ret = TAKE_PTR(sd.user_data);
+	seed_data_release(&sd);
+	ib_cluster_vars_release(&vars);
+	return r;
+}
+
+/* Every host's user-data (into user_data), the tooling host's too when the plan has one. */
+static int render_hosts(struct cli *cli, const struct ib_project *p, struct ib_cluster_plan *plan,
+                        const char *ssh_key)
+{
+	struct ib_resolved *res[IB_ROLE_N] = {NULL, NULL, NULL};
 	int r = 0;
-	for (size_t i = 0; i < 2 && r == 0; i++) {
-		if (!ib_project_find_role(p, roles[i]))
+	for (size_t i = 0; i < IB_ROLE_N && r == 0; i++) {
+		if (i == IB_ROLE_TOOLING && !plan->has_tooling)
+			break;
+		if (!ib_project_find_role(p, ib_cluster_roles[i]))
 			r = ib_error(
 			        &cli->ctx, IB_E_SPEC,
 			        "the project has no role '%s' (a cluster needs master and worker)",
-			        roles[i]);
+			        ib_cluster_roles[i]);
 		else
-			r = ib_role_resolve(&cli->ctx, p, roles[i], &res[i]);
+			r = ib_role_resolve(&cli->ctx, p, ib_cluster_roles[i], &res[i]);
 	}
-	for (size_t i = 0; i < plan->n_hosts && r == 0; i++) {
-		struct ib_cluster_host *h = &plan->hosts[i];
-		struct ib_cluster_vars vars;
-		ib_cluster_vars_init(&vars, plan, h);
-		_cleanup_free_ char *iid = ib_cluster_instance_id(plan, h);
-		const struct seed_opts o = {
-		        .hostname = h->name,
-		        .ssh_key_file = cli->ssh_key,
-		        .instance_id = iid,
-		        .vars = vars.v,
-		        .n_vars = vars.n,
-		};
-		struct seed_data sd = {0};
-		r = seed_render_opts(&cli->ctx, p, res[h->worker ? 1 : 0], &o, &sd);
-		if (r == 0 && !sd.uses_plan)
-			r = ib_error(
-			        &cli->ctx, IB_E_SPEC,
-			        "%s takes nothing from the cluster plan: the %s user-data needs "
-			        "cloud-init/%s.yaml with {{ cluster_env_b64 }}",
-			        sd.template_path + strlen(p->root) + 1, roles[h->worker ? 1 : 0],
-			        roles[h->worker ? 1 : 0]);
-		if (r == 0)
-			h->user_data = TAKE_PTR(sd.user_data);
-		seed_data_release(&sd);
-		ib_cluster_vars_release(&vars);
+	for (size_t i = 0; i <= plan->n_hosts && r == 0; i++) {
+		struct ib_cluster_host *h = i < plan->n_hosts ? &plan->hosts[i] : &plan->tooling;
+		if (i == plan->n_hosts && !plan->has_tooling)
+			break;
+		size_t role = i == plan->n_hosts ? IB_ROLE_TOOLING
+		              : h->worker        ? IB_ROLE_WORKER
+		                                 : IB_ROLE_MASTER;
+		free(h->user_data);
+		h->user_data = NULL;
+		r = render_host(cli, p, res[role], plan, h, ssh_key, &h->user_data);
 	}
-	ib_resolved_free(res[0]);
-	ib_resolved_free(res[1]);
+	for (size_t i = 0; i < IB_ROLE_N; i++)
+		ib_resolved_free(res[i]);
 	return r;
 }
 
@@ -93,19 +119,23 @@ static int plan_into(struct cli *cli, struct ib_project *p, const char *dir)
 	        .pod_cidr = cli->pod_cidr,
 	        .addons = cli->addons,
 	        .rotate = cli->rotate,
+	        .tooling = !cli->no_tooling && ib_project_find_role(p, "tooling") != NULL,
+	        .memory = cli->memory,
+	        .cpus = cli->cpus,
 	};
 	struct ib_cluster_plan plan = {.lock_fd = -1};
 	int r = ib_cluster_plan_init(&cli->ctx, dir, &o, &plan);
 	/* Everything is rendered before anything is written: a bad SSH key or template leaves
 	 * the directory as it was. */
 	if (r == 0)
-		r = render_hosts(cli, p, &plan);
+		r = render_hosts(cli, p, &plan, cli->ssh_key);
 	if (r == 0)
 		r = ib_cluster_plan_write(&cli->ctx, &plan, epoch < 0 ? IB_DEFAULT_EPOCH : epoch);
 	if (r == 0 && cli->verbosity > 0)
-		printf("%s: cluster %s, master %s and %d worker%s, CA %s (%s)\n", dir, plan.name,
+		printf("%s: cluster %s, master %s and %d worker%s%s%s, CA %s (%s)\n", dir, plan.name,
 		       plan.master_address, plan.workers, plan.workers == 1 ? "" : "s",
-		       plan.ca.hash,
+		       plan.has_tooling ? ", tooling " : "",
+		       plan.has_tooling ? plan.tooling.address : "", plan.ca.hash,
 		       plan.reused ? "CA, token and certificate key kept"
 		                   : "new CA, token and certificate key");
 	ib_cluster_plan_release(&plan);
@@ -221,51 +251,64 @@ static int ensure_key(struct cli *cli, const char *dir, char **ret_pub)
 	return 0;
 }
 
-/* The tooling host's seed: its role's user-data (cloud-init/tooling.yaml, else base.yaml)
- * and a network-config of the plan's scheme. */
-static int tooling_seed(struct cli *cli, const struct ib_project *p,
-                        const struct ib_cluster_plan *plan, const struct ib_cluster_host *h,
-                        const char *pubkey, const char *path)
+/* vm/authorized_keys: the cluster's own key, then those of --ssh-key (checked as `seed`
+ * checks them, when the seeds are rendered). */
+static int up_keys(struct cli *cli, const char *dir, const char *pubkey, char **ret)
 {
-	struct ib_resolved *res = NULL;
-	int r = ib_role_resolve(&cli->ctx, p, "tooling", &res);
-	struct seed_data sd = {0};
-	_cleanup_free_ char *iid = ib_cluster_instance_id(plan, h);
-	const struct seed_opts o = {
-	        .hostname = h->name,
-	        .ssh_key_file = pubkey,
-	        .instance_id = iid,
-	        .plan_mode = SEED_PLAN_FALLBACK,
-	};
-	if (r == 0)
-		r = seed_render_opts(&cli->ctx, p, res, &o, &sd);
-	_cleanup_free_ char *net = ib_cluster_network_config(plan, h);
-	_cleanup_free_ char *meta = ib_cluster_meta_data(plan, h);
-	time_t epoch = ib_source_date_epoch();
-	if (r == 0)
-		r = ib_seed_write(&cli->ctx, path, sd.user_data, meta, net,
-		                  epoch < 0 ? IB_DEFAULT_EPOCH : epoch);
-	seed_data_release(&sd);
-	ib_resolved_free(res);
-	return r;
+	_cleanup_free_ char *own = NULL, *extra = NULL;
+	int r = ib_read_file(&cli->ctx, pubkey, 16u << 10, &own, NULL);
+	if (r == 0 && cli->ssh_key) {
+		struct ib_ctx rctx;
+		ib_ctx_init(&rctx);
+		if (ib_read_file(&rctx, cli->ssh_key, 16u << 10, &extra, NULL) < 0)
+			r = ib_error(&cli->ctx, IB_E_USAGE, "--ssh-key: %s", rctx.err);
+	}
+	if (r < 0)
+		return r;
+	char *path = vm_file(dir, "authorized_keys", "pub");
+	size_t n = strlen(own);
+	_cleanup_free_ char *text =
+	        xasprintf("%s%s%s", own, n && own[n - 1] != '\n' ? "\n" : "", extra ? extra : "");
+	r = ib_write_file_atomic(&cli->ctx, path, text, strlen(text), 0600);
+	if (r < 0) {
+		free(path);
+		return r;
+	}
+	*ret = path;
+	return 0;
 }
 
-static void fill_vm(struct cli *cli, struct ib_vm *v, const struct ib_cluster_host *h,
-                    const char *role)
+/* This run's seed of h: the plan's user-data rendered again with the run's SSH keys (the
+ * plan's seeds stay as `cluster plan` wrote them). */
+static int up_seed(struct cli *cli, const char *dir, const struct ib_cluster_plan *plan,
+                   const struct ib_cluster_host *h)
+{
+	_cleanup_free_ char *path = vm_file(dir, h->name, "seed.iso");
+	_cleanup_free_ char *meta = ib_cluster_meta_data(plan, h);
+	_cleanup_free_ char *net = ib_cluster_network_config(plan, h);
+	time_t epoch = ib_source_date_epoch();
+	return ib_seed_write(&cli->ctx, path, h->user_data, meta, net,
+	                     epoch < 0 ? IB_DEFAULT_EPOCH : epoch);
+}
+
+static void fill_vm(struct cli *cli, const struct ib_cluster_plan *plan, struct ib_vm *v,
+                    const struct ib_cluster_host *h, enum ib_cluster_role role)
 {
 	memset(v, 0, sizeof(*v));
 	snprintf(v->name, sizeof(v->name), "%s", h->name);
-	snprintf(v->role, sizeof(v->role), "%s", role);
+	snprintf(v->role, sizeof(v->role), "%s", ib_cluster_roles[role]);
 	memcpy(v->address, h->address, sizeof(v->address));
 	memcpy(v->mac, h->mac, sizeof(v->mac));
 	memcpy(v->uplink_mac, h->uplink_mac, sizeof(v->uplink_mac));
-	v->memory = cli->memory ? cli->memory : streq(role, "master") ? 2048 : 1024;
-	v->cpus = cli->cpus ? cli->cpus : 1;
+	/* --memory and --cpus given to `up` win over the plan's. */
+	v->memory = cli->memory[role] ? cli->memory[role] : plan->machines[role].memory;
+	v->cpus = cli->cpus[role] ? cli->cpus[role] : plan->machines[role].cpus;
 }
 
-/* The machines of the plan in dir (and tooling when its image exists), their seeds. */
+/* The machines of the plan in dir (the tooling host when the plan has one and its image
+ * exists), and their seeds for this run, authorizing the keys in keys. */
 static int up_hosts(struct cli *cli, const struct ib_project *p, const char *dir,
-                    const char *pubkey, struct ib_cluster_state *s)
+                    const char *keys, struct ib_cluster_state *s)
 {
 	struct ib_cluster_plan plan = {.lock_fd = -1};
 	int r = ib_cluster_plan_load(&cli->ctx, dir, &plan);
@@ -281,19 +324,25 @@ static int up_hosts(struct cli *cli, const struct ib_project *p, const char *dir
 		             "the plan in '%s' has %d worker%s: --workers applies only when 'up' "
 		             "makes the plan (plan again, or use another --dir)",
 		             dir, plan.workers, plan.workers == 1 ? "" : "s");
-	for (size_t i = 0; i < plan.n_hosts && r == 0; i++)
-		fill_vm(cli, &s->vms[s->n_vms++], &plan.hosts[i],
-		        plan.hosts[i].worker ? "worker" : "master");
 	_cleanup_free_ char *tooling = ib_path_join(p->output_dir, "tooling.qcow2");
-	if (r == 0 && !cli->no_tooling && ib_exists(tooling) &&
-	    ib_project_find_role(p, "tooling")) {
-		struct ib_cluster_host h;
-		_cleanup_free_ char *seed = vm_file(dir, "tooling", "seed.iso");
-		r = ib_cluster_extra_host(&cli->ctx, &plan, "tooling", 1, &h);
+	if (plan.has_tooling && (cli->no_tooling || !ib_exists(tooling))) {
+		if (cli->verbosity > 0)
+			cli_message(cli, "imgbuild: no tooling host: %s",
+			            cli->no_tooling ? "--no-tooling" : "no image out/tooling.qcow2");
+		plan.has_tooling = 0; /* this run's seeds are rendered without it */
+	}
+	if (r == 0)
+		r = render_hosts(cli, p, &plan, keys);
+	for (size_t i = 0; i <= plan.n_hosts && r == 0; i++) {
+		const struct ib_cluster_host *h = i < plan.n_hosts ? &plan.hosts[i] : &plan.tooling;
+		if (i == plan.n_hosts && !plan.has_tooling)
+			break;
+		enum ib_cluster_role role = i == plan.n_hosts ? IB_ROLE_TOOLING
+		                            : h->worker       ? IB_ROLE_WORKER
+		                                              : IB_ROLE_MASTER;
+		r = up_seed(cli, dir, &plan, h);
 		if (r == 0)
-			r = tooling_seed(cli, p, &plan, &h, pubkey, seed);
-		if (r == 0)
-			fill_vm(cli, &s->vms[s->n_vms++], &h, "tooling");
+			fill_vm(cli, &plan, &s->vms[s->n_vms++], h, role);
 	}
 	ib_cluster_plan_release(&plan);
 	return r;
@@ -362,22 +411,34 @@ static int start_hub(struct cli *cli, const char *dir, struct ib_cluster_state *
 	return 0;
 }
 
+/* dir/vm/NAME.vars.fd: the machine's own copy of OVMF's variable store. */
+static int uefi_vars(struct cli *cli, const char *dir, const struct ib_vm *v)
+{
+	_cleanup_free_ char *path = vm_file(dir, v->name, "vars.fd");
+	_cleanup_free_ char *data = NULL;
+	size_t len = 0;
+	int r = ib_read_file(&cli->ctx, IB_OVMF_VARS, 64u << 20, &data, &len);
+	if (r == 0)
+		r = ib_write_file_atomic(&cli->ctx, path, data, len, 0600);
+	return r;
+}
+
 static int start_vm(struct cli *cli, const struct ib_project *p, const char *dir,
                     struct ib_cluster_state *s, struct ib_vm *v)
 {
 	_cleanup_free_ char *image = xasprintf("%s/%s.qcow2", p->output_dir, v->role);
 	_cleanup_free_ char *overlay = vm_file(dir, v->name, "qcow2");
-	_cleanup_free_ char *seed = streq(v->role, "tooling")
-	                                    ? vm_file(dir, v->name, "seed.iso")
-	                                    : xasprintf("%s/%s.seed.iso", dir, v->name);
+	_cleanup_free_ char *seed = vm_file(dir, v->name, "seed.iso");
 	const char *size = cli->disk_size ? cli->disk_size : UP_DISK_SIZE;
 	const char *const mk[] = {"qemu-img", "create", "-q",  "-f",    "qcow2", "-F",
 	                          "qcow2",    "-b",     image, overlay, size,    NULL};
 	int r = ib_run(&cli->ctx, mk, NULL, 0, NULL);
+	if (r == 0 && streq(s->firmware, "uefi"))
+		r = uefi_vars(cli, dir, v);
 	if (r < 0)
 		return r;
 	struct strv argv = {0};
-	ib_vm_argv(v, dir, seed, s->accel, s->hub_port, &argv);
+	ib_vm_argv(v, dir, seed, s, &argv);
 	r = ib_run(&cli->ctx, (const char *const *)argv.v, NULL, 0, NULL);
 	strv_release(&argv);
 	if (r < 0) {
@@ -495,7 +556,8 @@ static int cluster_up(struct cli *cli, int argc)
 		return r;
 	_cleanup_free_ char *dir = cluster_dir(cli, p);
 	_cleanup_free_ char *plan_json = ib_path_join(dir, "plan.json");
-	_cleanup_free_ char *pubkey = NULL;
+	_cleanup_free_ char *pubkey = NULL, *keys = NULL;
+	const char *firmware = cli->firmware ? cli->firmware : "bios";
 	static struct ib_cluster_state s; /* large; the signal thread may read it */
 	memset(&s, 0, sizeof(s));
 	for (size_t i = 0; i < 2 && r == 0; i++) {
@@ -508,6 +570,10 @@ static int cluster_up(struct cli *cli, int argc)
 	if (r == 0 && !ib_have_program("qemu-system-x86_64"))
 		r = ib_error(&cli->ctx, IB_E_USAGE,
 		             "qemu-system-x86_64 is not installed (make deps)");
+	if (r == 0 && streq(firmware, "uefi") &&
+	    (access(IB_OVMF_CODE, R_OK) < 0 || access(IB_OVMF_VARS, R_OK) < 0))
+		r = ib_error(&cli->ctx, IB_E_USAGE,
+		             "--firmware uefi needs OVMF (%s): install the ovmf package", IB_OVMF_CODE);
 	if (r == 0)
 		r = check_not_up(cli, dir);
 	if (r == 0)
@@ -515,33 +581,33 @@ static int cluster_up(struct cli *cli, int argc)
 	if (r == 0)
 		r = ensure_key(cli, dir, &pubkey);
 	if (r == 0 && !ib_exists(plan_json)) {
-		const char *ssh_key = cli->ssh_key;
 		if (!cli->master_address)
 			cli->master_address = UP_MASTER_ADDRESS;
 		if (!cli->network)
 			cli->network = UP_NETWORK;
-		cli->ssh_key = pubkey;
 		r = plan_into(cli, p, dir);
-		cli->ssh_key = ssh_key;
 	}
 	_cleanup_free_ char *vmdir = ib_path_join(dir, "vm");
 	if (r == 0)
 		r = ib_mkdir_p(&cli->ctx, vmdir, 0700);
 	if (r == 0)
-		r = up_hosts(cli, p, dir, pubkey, &s);
+		r = up_keys(cli, dir, pubkey, &keys);
+	if (r == 0)
+		r = up_hosts(cli, p, dir, keys, &s);
 	if (r == 0 && ib_cluster_assign_ports(&s) < 0)
 		r = ib_error(&cli->ctx, IB_E_IO, "no free loopback ports for the cluster");
 	if (r < 0) {
 		struct ib_ctx quiet;
 		ib_ctx_init(&quiet);
-		ib_rm_rf(&quiet, vmdir); /* the tooling seed, if rendered */
+		ib_rm_rf(&quiet, vmdir); /* the seeds rendered so far */
 		ib_project_free(p);
 		return r;
 	}
 	snprintf(s.accel, sizeof(s.accel), "%s", ib_qemu_accel(&cli->ctx));
+	snprintf(s.firmware, sizeof(s.firmware), "%s", firmware);
 	if (cli->verbosity > 0)
-		cli_message(cli, "imgbuild: starting %zu machine%s (%s) in %s", s.n_vms,
-		            s.n_vms == 1 ? "" : "s", s.accel, dir);
+		cli_message(cli, "imgbuild: starting %zu machine%s (%s, %s) in %s", s.n_vms,
+		            s.n_vms == 1 ? "" : "s", s.accel, s.firmware, dir);
 
 	pthread_mutex_lock(&running.lock);
 	running.dir = dir;
@@ -627,13 +693,13 @@ static void ssh_argv(const char *dir, const struct ib_vm *v, int batch, struct s
 	strv_push(a, SSH_USER "@127.0.0.1");
 }
 
-/* The role's check through SSH: "kubelet active", "imgbuild-tooling inactive", ... */
-static char *role_check(const char *dir, const struct ib_vm *v)
+/* Run a shell command on v over SSH (batch mode, bounded); its stdout, or NULL when SSH
+ * failed. Caller frees. */
+static char *ssh_capture(const char *dir, const struct ib_vm *v, const char *cmd)
 {
-	const char *unit = streq(v->role, "tooling") ? "imgbuild-tooling" : "kubelet";
 	struct strv a = {0};
 	ssh_argv(dir, v, 1, &a);
-	strv_push_take(&a, xasprintf("systemctl is-active %s || true", unit));
+	strv_push(&a, cmd);
 	struct ib_ctx quiet;
 	ib_ctx_init(&quiet);
 	char *out = NULL;
@@ -641,12 +707,66 @@ static char *role_check(const char *dir, const struct ib_vm *v)
 	strv_release(&a);
 	if (r < 0) {
 		free(out);
-		return xstrdup("no SSH");
+		return NULL;
 	}
-	out[strcspn(out, "\n")] = '\0';
-	char *res = xasprintf("%s %s", unit, *out ? out : "unknown");
-	free(out);
-	return res;
+	return out;
+}
+
+/* What a machine's role checks found; NULL when not asked. */
+struct checks {
+	char *kubelet;    /* k8s nodes: systemctl is-active kubelet */
+	const char *node; /* k8s nodes: Ready, NotReady, not joined, n/a */
+	char *stack;      /* tooling: "active, 12/12 containers running" */
+};
+
+static void checks_release(struct checks *c)
+{
+	free(c->kubelet);
+	free(c->stack);
+	memset(c, 0, sizeof(*c));
+}
+
+/* The master's answer to `kubectl get nodes -o json`, or NULL (no SSH, no control plane).
+ * Under the test stand-ins kubectl answers from a fixture (tests/k8s/mkpayloads.py). */
+static char *nodes_json(const char *dir, const struct ib_cluster_state *s)
+{
+	for (size_t i = 0; i < s->n_vms; i++)
+		if (streq(s->vms[i].role, "master") && ib_vm_alive(s->vms[i].pid, dir) &&
+		    cloud_init_done(dir, s->vms[i].name))
+			return ssh_capture(dir, &s->vms[i],
+			                   "sudo -n kubectl --kubeconfig /etc/kubernetes/admin.conf "
+			                   "--request-timeout=10s get nodes -o json 2>/dev/null");
+	return NULL;
+}
+
+static void role_checks(const char *dir, const struct ib_vm *v, const char *nodes,
+                        struct checks *c)
+{
+	if (streq(v->role, "tooling")) {
+		_cleanup_free_ char *out = ssh_capture(
+		        dir, v,
+		        "systemctl is-active imgbuild-tooling; sudo -n docker ps -a --filter "
+		        "label=com.docker.compose.project=tooling --format '{{.State}}' "
+		        "2>/dev/null; true");
+		c->stack = out ? ib_tooling_state(out) : xstrdup("no SSH");
+		return;
+	}
+	_cleanup_free_ char *out = ssh_capture(dir, v, "systemctl is-active kubelet || true");
+	if (out)
+		out[strcspn(out, "\n")] = '\0';
+	c->kubelet = xstrdup(!out ? "no SSH" : *out ? out : "unknown");
+	const char *st = ib_node_state(nodes, v->name);
+	c->node = st ? st : "n/a";
+}
+
+/* The CHECK column: "kubelet active, node Ready", "stack active, 12/12 containers running". */
+static char *checks_text(const struct checks *c)
+{
+	if (c->stack)
+		return xasprintf("stack %s", c->stack);
+	if (c->kubelet)
+		return xasprintf("kubelet %s, node %s", c->kubelet, c->node);
+	return xstrdup("-");
 }
 
 static int cluster_status(struct cli *cli, int argc)
@@ -660,30 +780,42 @@ static int cluster_status(struct cli *cli, int argc)
 		r = ib_cluster_state_read(&cli->ctx, dir, &s);
 	if (r < 0)
 		return r;
+	_cleanup_free_ char *nodes = nodes_json(dir, &s);
+	int plane = ib_node_state(nodes, "") != NULL;
 	struct strbuf sb = STRBUF_INIT;
 	struct json j;
 	json_init(&j, &sb, 0);
 	json_obj_begin(&j, NULL);
 	json_str(&j, "dir", dir);
 	json_str(&j, "accel", s.accel);
+	json_str(&j, "firmware", s.firmware);
 	json_str(&j, "hub", ib_vm_alive(s.hub_pid, dir) ? "running" : "stopped");
+	json_bool(&j, "control_plane", plane);
 	json_arr_begin(&j, "hosts");
 	if (!cli->json)
-		printf("%-10s %-8s %-8s %-12s %-6s %-10s %s\n", "HOST", "ROLE", "STATE", "ADDRESS",
-		       "SSH", "CLOUD-INIT", "CHECK");
+		printf("%-10s %-8s %-8s %-12s %-6s %-6s %-10s %s\n", "HOST", "ROLE", "STATE",
+		       "ADDRESS", "MEMORY", "SSH", "CLOUD-INIT", "CHECK");
 	for (size_t i = 0; i < s.n_vms; i++) {
 		const struct ib_vm *v = &s.vms[i];
 		int up = ib_vm_alive(v->pid, dir);
-		int done = cloud_init_done(dir, v->name);
-		_cleanup_free_ char *check = up && done ? role_check(dir, v) : xstrdup("-");
+		int done = up && cloud_init_done(dir, v->name);
+		struct checks c = {0};
+		if (done)
+			role_checks(dir, v, nodes, &c);
+		_cleanup_free_ char *check = checks_text(&c);
 		json_obj_begin(&j, NULL);
 		json_str(&j, "name", v->name);
 		json_str(&j, "role", v->role);
 		json_str(&j, "state", up ? "running" : "stopped");
 		json_str(&j, "address", v->address);
+		json_int(&j, "memory", v->memory);
+		json_int(&j, "cpus", v->cpus);
 		json_int(&j, "ssh_port", v->ssh_port);
-		json_str(&j, "cloud_init", done ? "done" : "booting");
-		json_str(&j, "check", up && done ? check : NULL);
+		json_str(&j, "cloud_init", done ? "done" : up ? "booting" : "-");
+		json_str(&j, "check", done ? check : NULL);
+		json_str(&j, "kubelet", c.kubelet);
+		json_str(&j, "node", c.node);
+		json_str(&j, "stack", c.stack);
 		json_arr_begin(&j, "forwards");
 		for (size_t k = 0; k < v->n_fwd; k++) {
 			json_obj_begin(&j, NULL);
@@ -694,15 +826,19 @@ static int cluster_status(struct cli *cli, int argc)
 		json_arr_end(&j);
 		json_obj_end(&j);
 		if (!cli->json)
-			printf("%-10s %-8s %-8s %-12s %-6d %-10s %s\n", v->name, v->role,
-			       up ? "running" : "stopped", v->address, v->ssh_port,
-			       done ? "done" : "booting", check);
+			printf("%-10s %-8s %-8s %-12s %-6d %-6d %-10s %s\n", v->name, v->role,
+			       up ? "running" : "stopped", v->address, v->memory, v->ssh_port,
+			       done ? "done" : up ? "booting" : "-", check);
+		checks_release(&c);
 	}
 	json_arr_end(&j);
 	json_obj_end(&j);
 	if (cli->json) {
 		printf("%s\n", sb_str(&sb));
 	} else {
+		if (!plane)
+			printf("node n/a: no control plane answered 'kubectl get nodes' on the "
+			       "master\n");
 		printf("forwarded to 127.0.0.1 (host port->guest port):\n");
 		print_forwards(&s);
 	}
