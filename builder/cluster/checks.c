@@ -34,8 +34,9 @@ const char *ib_node_state(const char *nodes_json, const char *name)
 		return NULL;
 	for (size_t i = 0; i < items->n; i++) {
 		const struct jsonr *n = &items->items[i];
-		const struct jsonr *meta =
-		        n->type == JSONR_OBJECT ? jsonr_get_type(n, "metadata", JSONR_OBJECT) : NULL;
+		const struct jsonr *meta = n->type == JSONR_OBJECT
+		                                   ? jsonr_get_type(n, "metadata", JSONR_OBJECT)
+		                                   : NULL;
 		const char *nm = meta ? jsonr_get_str(meta, "name") : NULL;
 		if (!nm || !streq(nm, name))
 			continue;

@@ -178,9 +178,10 @@ char *ib_cluster_tooling_nodes(const struct ib_cluster_plan *p);
 /* ---- write.c ---- */
 
 /* Write the plan directory: ca.crt, ca.key, plan.json, and for every host (the tooling
- * host too) its user-data (user_data, rendered by the caller) and seed ISO. Everything is written aside,
- * then renamed into place together; files of workers beyond the plan's are removed.
- * Releases the lock on the directory. */
+ * host too) its user-data (user_data, rendered by the caller) and seed ISO. Everything is
+ * written aside, then renamed into place together; files of workers beyond the plan's, and
+ * the tooling host's of a plan without one, are removed. Releases the lock on the
+ * directory. */
 int ib_cluster_plan_write(struct ib_ctx *ctx, struct ib_cluster_plan *p, time_t mtime);
 
 /* The host of a plan that is not a Kubernetes node (the tooling host): the address after

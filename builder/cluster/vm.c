@@ -154,8 +154,8 @@ void ib_vm_argv(const struct ib_vm *vm, const char *dir, const char *seed,
 		strv_push(&a, "-drive");
 		strv_push(&a, "if=pflash,format=raw,unit=0,readonly=on,file=" IB_OVMF_CODE);
 		strv_push(&a, "-drive");
-		strv_push_take(&a, xasprintf("if=pflash,format=raw,unit=1,file=%s/vm/%s.vars.fd", dir,
-		                             vm->name));
+		strv_push_take(&a, xasprintf("if=pflash,format=raw,unit=1,file=%s/vm/%s.vars.fd",
+		                             dir, vm->name));
 	}
 	strv_push(&a, "-drive");
 	strv_push_take(&a, xasprintf("file=%s/vm/%s.qcow2,if=virtio,format=qcow2", dir, vm->name));

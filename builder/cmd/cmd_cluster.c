@@ -132,8 +132,8 @@ static int plan_into(struct cli *cli, struct ib_project *p, const char *dir)
 	if (r == 0)
 		r = ib_cluster_plan_write(&cli->ctx, &plan, epoch < 0 ? IB_DEFAULT_EPOCH : epoch);
 	if (r == 0 && cli->verbosity > 0)
-		printf("%s: cluster %s, master %s and %d worker%s%s%s, CA %s (%s)\n", dir, plan.name,
-		       plan.master_address, plan.workers, plan.workers == 1 ? "" : "s",
+		printf("%s: cluster %s, master %s and %d worker%s%s%s, CA %s (%s)\n", dir,
+		       plan.name, plan.master_address, plan.workers, plan.workers == 1 ? "" : "s",
 		       plan.has_tooling ? ", tooling " : "",
 		       plan.has_tooling ? plan.tooling.address : "", plan.ca.hash,
 		       plan.reused ? "CA, token and certificate key kept"
@@ -251,6 +251,21 @@ static int ensure_key(struct cli *cli, const char *dir, char **ret_pub)
 	return 0;
 }
 
+/* Does text hold SSH public keys only (one at least; comments and blank lines aside)? The
+ * seed checks them again, but would name the file `up` merges them into. */
+static int public_keys(const char *text)
+{
+	int n = 0;
+	for (const char *l = text; *l; l += strcspn(l, "\n") + (l[strcspn(l, "\n")] != '\0')) {
+		if (*l == '\n' || *l == '#')
+			continue;
+		if (!startswith(l, "ssh-") && !startswith(l, "ecdsa-") && !startswith(l, "sk-"))
+			return 0;
+		n++;
+	}
+	return n > 0;
+}
+
 /* vm/authorized_keys: the cluster's own key, then those of --ssh-key (checked as `seed`
  * checks them, when the seeds are rendered). */
 static int up_keys(struct cli *cli, const char *dir, const char *pubkey, char **ret)
@@ -262,6 +277,9 @@ static int up_keys(struct cli *cli, const char *dir, const char *pubkey, char **
 		ib_ctx_init(&rctx);
 		if (ib_read_file(&rctx, cli->ssh_key, 16u << 10, &extra, NULL) < 0)
 			r = ib_error(&cli->ctx, IB_E_USAGE, "--ssh-key: %s", rctx.err);
+		else if (!public_keys(extra))
+			r = ib_error(&cli->ctx, IB_E_USAGE,
+			             "'%s' does not look like an SSH public key", cli->ssh_key);
 	}
 	if (r < 0)
 		return r;
@@ -307,8 +325,8 @@ static void fill_vm(struct cli *cli, const struct ib_cluster_plan *plan, struct 
 
 /* The machines of the plan in dir (the tooling host when the plan has one and its image
  * exists), and their seeds for this run, authorizing the keys in keys. */
-static int up_hosts(struct cli *cli, const struct ib_project *p, const char *dir,
-                    const char *keys, struct ib_cluster_state *s)
+static int up_hosts(struct cli *cli, const struct ib_project *p, const char *dir, const char *keys,
+                    struct ib_cluster_state *s)
 {
 	struct ib_cluster_plan plan = {.lock_fd = -1};
 	int r = ib_cluster_plan_load(&cli->ctx, dir, &plan);
@@ -328,7 +346,8 @@ static int up_hosts(struct cli *cli, const struct ib_project *p, const char *dir
 	if (plan.has_tooling && (cli->no_tooling || !ib_exists(tooling))) {
 		if (cli->verbosity > 0)
 			cli_message(cli, "imgbuild: no tooling host: %s",
-			            cli->no_tooling ? "--no-tooling" : "no image out/tooling.qcow2");
+			            cli->no_tooling ? "--no-tooling"
+			                            : "no image out/tooling.qcow2");
 		plan.has_tooling = 0; /* this run's seeds are rendered without it */
 	}
 	if (r == 0)
@@ -573,7 +592,8 @@ static int cluster_up(struct cli *cli, int argc)
 	if (r == 0 && streq(firmware, "uefi") &&
 	    (access(IB_OVMF_CODE, R_OK) < 0 || access(IB_OVMF_VARS, R_OK) < 0))
 		r = ib_error(&cli->ctx, IB_E_USAGE,
-		             "--firmware uefi needs OVMF (%s): install the ovmf package", IB_OVMF_CODE);
+		             "--firmware uefi needs OVMF (%s): install the ovmf package",
+		             IB_OVMF_CODE);
 	if (r == 0)
 		r = check_not_up(cli, dir);
 	if (r == 0)
@@ -733,14 +753,14 @@ static char *nodes_json(const char *dir, const struct ib_cluster_state *s)
 	for (size_t i = 0; i < s->n_vms; i++)
 		if (streq(s->vms[i].role, "master") && ib_vm_alive(s->vms[i].pid, dir) &&
 		    cloud_init_done(dir, s->vms[i].name))
-			return ssh_capture(dir, &s->vms[i],
-			                   "sudo -n kubectl --kubeconfig /etc/kubernetes/admin.conf "
-			                   "--request-timeout=10s get nodes -o json 2>/dev/null");
+			return ssh_capture(
+			        dir, &s->vms[i],
+			        "sudo -n kubectl --kubeconfig /etc/kubernetes/admin.conf "
+			        "--request-timeout=10s get nodes -o json 2>/dev/null");
 	return NULL;
 }
 
-static void role_checks(const char *dir, const struct ib_vm *v, const char *nodes,
-                        struct checks *c)
+static void role_checks(const char *dir, const struct ib_vm *v, const char *nodes, struct checks *c)
 {
 	if (streq(v->role, "tooling")) {
 		_cleanup_free_ char *out = ssh_capture(
@@ -828,7 +848,10 @@ static int cluster_status(struct cli *cli, int argc)
 		if (!cli->json)
 			printf("%-10s %-8s %-8s %-12s %-6d %-6d %-10s %s\n", v->name, v->role,
 			       up ? "running" : "stopped", v->address, v->memory, v->ssh_port,
-			       done ? "done" : up ? "booting" : "-", check);
+			       done ? "done"
+			       : up ? "booting"
+			            : "-",
+			       check);
 		checks_release(&c);
 	}
 	json_arr_end(&j);

@@ -492,7 +492,6 @@ START_TEST(test_plan_load)
 }
 END_TEST
 
-
 /* A tooling host: the address after the workers', named in the nodes' cluster.env, its own
  * files; machines' sizes recorded and read back. */
 START_TEST(test_plan_tooling)
@@ -547,9 +546,9 @@ START_TEST(test_plan_tooling)
 	ck_assert_msg(strstr(env, "\nK8S_TOOLING_ADDRESS=\n"), "%s", env);
 	ck_assert_int_eq(c.machines[IB_ROLE_TOOLING].memory, 3072);
 	ck_assert_int_eq(c.machines[IB_ROLE_MASTER].memory, 2048);
-	_cleanup_free_ char *tnull =
-	        tu_sh("python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[\"tooling\"])' "
-	              "cl/plan.json");
+	_cleanup_free_ char *tnull = tu_sh(
+	        "python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[\"tooling\"])' "
+	        "cl/plan.json");
 	ck_assert_str_eq(tnull, "None\n");
 	ib_cluster_plan_release(&a);
 	ib_cluster_plan_release(&c);
@@ -575,12 +574,12 @@ START_TEST(test_machine_parse)
 	int m[IB_ROLE_N] = {0};
 	ck_assert_int_eq(ib_machine_parse(&ctx, "--memory", "4096", 256, 1 << 20, m), 0);
 	ck_assert(m[0] == 4096 && m[1] == 4096 && m[2] == 4096);
-	ck_assert_int_eq(ib_machine_parse(&ctx, "--memory", "tooling=3500,worker=512", 256,
-	                                  1 << 20, m),
-	                 0);
+	ck_assert_int_eq(
+	        ib_machine_parse(&ctx, "--memory", "tooling=3500,worker=512", 256, 1 << 20, m), 0);
 	ck_assert(m[0] == 4096 && m[1] == 512 && m[2] == 3500);
-	static const char *const bad[] = {"", "100", "tooling=", "db=1024", "tooling=1024,",
-	                                  "master=1024x", "+512", "tooling=-1", ","};
+	static const char *const bad[] = {
+	        "",     "100",        "tooling=", "db=1024", "tooling=1024,", "master=1024x",
+	        "+512", "tooling=-1", ","};
 	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
 		ib_ctx_init(&ctx);
 		int before[IB_ROLE_N];
@@ -591,8 +590,9 @@ START_TEST(test_machine_parse)
 	}
 	ib_ctx_init(&ctx);
 	ib_machine_parse(&ctx, "--cpus", "master=0", 1, 64, m);
-	ck_assert_str_eq(ctx.err, "bad value 'master=0' for --cpus: expected a number from 1 to 64, "
-	                          "or ROLE=N items (master, worker, tooling) separated by commas");
+	ck_assert_str_eq(ctx.err,
+	                 "bad value 'master=0' for --cpus: expected a number from 1 to 64, "
+	                 "or ROLE=N items (master, worker, tooling) separated by commas");
 }
 END_TEST
 
