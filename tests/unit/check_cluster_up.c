@@ -416,7 +416,7 @@ static const char fake_qemu[] =
 
 static char up_cluster[4200];
 
-/* A project with master and worker images (empty qcow2s: nothing boots them) and the
+/* A project with master, worker and tooling images (empty qcow2s: nothing boots them) and the
  * repository's user-data templates, the stand-in QEMU first on PATH. */
 static void up_project(void)
 {
@@ -428,6 +428,7 @@ static void up_project(void)
 	tu_write("images/base.yaml", "description: base\n");
 	tu_write("images/master.yaml", "description: master\nextends: base\n");
 	tu_write("images/worker.yaml", "description: worker\nextends: base\n");
+	tu_write("images/tooling.yaml", "description: tooling\nextends: base\n");
 	tu_write("bin/qemu-system-x86_64", fake_qemu);
 	ck_assert_int_eq(chmod("bin/qemu-system-x86_64", 0755), 0);
 	ck_assert_int_eq(ib_mkdir_p(&(struct ib_ctx){0}, "log", 0755), 0);
@@ -435,7 +436,8 @@ static void up_project(void)
 	         "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFakeKeyForTheUnitTest extra@test\n");
 	_cleanup_free_ char *cp = xasprintf("cp -r '%s/cloud-init' . && mkdir -p out && "
 	                                    "qemu-img create -q -f qcow2 out/master.qcow2 64M && "
-	                                    "qemu-img create -q -f qcow2 out/worker.qcow2 64M",
+	                                    "qemu-img create -q -f qcow2 out/worker.qcow2 64M && "
+	                                    "qemu-img create -q -f qcow2 out/tooling.qcow2 64M",
 	                                    tu_oldcwd);
 	free(tu_sh(cp));
 	snprintf(up_cluster, sizeof(up_cluster), "%s/out/cluster", tu_dir);
@@ -575,7 +577,7 @@ START_TEST(test_up_timeout)
 	ck_assert_msg(!strstr(err, "Sanitizer") && !strstr(err, "runtime error:"), "%s", err);
 	ck_assert_msg(strstr(err,
 	                     "imgbuild: error: cloud-init did not finish within 3s on: master, "
-	                     "worker-1"),
+	                     "worker-1, tooling"),
 	              "%s", err);
 	check_nothing_left("after a failed up (--timeout 3)");
 
@@ -584,6 +586,13 @@ START_TEST(test_up_timeout)
 	_cleanup_free_ char *args = slurp("log/args");
 	ck_assert_msg(matches(args, "-name imgbuild-master .*-m 2048 -smp 1 "), "%s", args);
 	ck_assert_msg(matches(args, "-name imgbuild-worker-1 .*-m 1536 -smp 1 "), "%s", args);
+	ck_assert_msg(matches(args, "-name imgbuild-tooling .*-m 3072 -smp 1 "), "%s", args);
+	/* The tooling host's forwards: Grafana, Jenkins, the two Adminers. */
+	ck_assert_msg(matches(args,
+	                      "-name imgbuild-tooling .*hostfwd=tcp:127.0.0.1:[0-9]+-:3000,"
+	                      "hostfwd=tcp:127.0.0.1:[0-9]+-:8084,hostfwd=tcp:127.0.0.1:[0-9]+-:"
+	                      "8181,hostfwd=tcp:127.0.0.1:[0-9]+-:8282 "),
+	              "%s", args);
 	if (extra[6])
 		ck_assert_msg(matches(args, "-name imgbuild-worker-1 .*if=pflash,format=raw,unit=1,"
 		                            "file=[^ ]*/out/cluster/vm/worker-1.vars.fd "),
@@ -606,6 +615,15 @@ START_TEST(test_up_timeout)
 		                      strstr(seed, "write_files"),
 		              "seed %zu holds no user-data", i);
 	}
+	/* The tooling host's seed names the nodes for the stack (TOOLING_NODES) and its address
+	 * on the cluster network, the one after the worker's. */
+	_cleanup_free_ char *tseed = slurp("log/tooling.seed.iso");
+	ck_assert_msg(strstr(tseed, "TOOLING_NODES=master=10.77.0.10 worker-1=10.77.0.11\n"), "%s",
+	              tseed);
+	ck_assert(strstr(tseed, "TOOLING_PRIVATE_ADDR=10.77.0.12\n"));
+	ck_assert(strstr(tseed, "addresses: [10.77.0.12/24]"));
+	ck_assert(strstr(tseed, blob));
+
 	/* The plan's own seeds are left as `cluster plan` made them: no cluster key. */
 	_cleanup_free_ char *plan_seed = xasprintf("%s/master.user-data", up_cluster);
 	_cleanup_free_ char *plan_ud = slurp(plan_seed);
@@ -619,7 +637,7 @@ static void up_interrupted_by(int sig)
 	up_project();
 	const char *extra[] = {"--timeout", "600", NULL};
 	pid_t pid = start_up(extra);
-	_cleanup_free_ char *last = xasprintf("%s/vm/worker-1.pid", up_cluster);
+	_cleanup_free_ char *last = xasprintf("%s/vm/tooling.pid", up_cluster);
 	_cleanup_free_ char *state = xasprintf("%s/state.json", up_cluster);
 	for (int i = 0; i < 600 && !ib_exists(last); i++) {
 		struct timespec ts = {0, 100 * 1000 * 1000};
