@@ -1,6 +1,8 @@
 /* check_cluster_up.c: what `imgbuild cluster up` does without booting anything: ports,
- * state.json, QEMU's command line, the tooling host's address, and the hub relaying
- * datagrams between three UDP sockets. */
+ * state.json, QEMU's command line (BIOS and UEFI), the tooling host's address, the hub
+ * relaying datagrams between three UDP sockets, what `cluster status` makes of its checks'
+ * answers; and `cluster up` itself run with a stand-in QEMU, failing (--timeout) or
+ * interrupted (SIGINT, SIGTERM): nothing left running or on disk. */
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <fcntl.h>
