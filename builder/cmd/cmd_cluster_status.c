@@ -86,7 +86,7 @@ static void checks_release(struct checks *c)
 }
 
 /* The master's answer to `kubectl get nodes -o json`, or NULL (no SSH, no control plane).
- * Under the test stand-ins kubectl answers from a fixture (tests/k8s/mkpayloads.py). */
+ * Through sudo: admin.conf is root's alone. */
 static char *nodes_json(const char *dir, const struct ib_cluster_state *s)
 {
 	for (size_t i = 0; i < s->n_vms; i++)

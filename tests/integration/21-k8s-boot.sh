@@ -190,17 +190,30 @@ for want in "10.77.0.10:6443" "$TOKEN" "$CAHASH" 'node-ip: "10.77.0.11"'; do
 done
 ok "worker: kubeadm join ran with the master's address, the token and the CA hash from the plan"
 
-# Node readiness in `cluster status`: no control plane runs, so the stand-in kubectl fails
-# and status says n/a; then it answers from a fixture (a node list as kubectl prints it:
-# master Ready, worker-1 not), which status must read back per node.
+# Node readiness in `cluster status`: no control plane runs, so the stand-in kubectl
+# answers nothing and status says n/a. Then a second stand-in, put first on root's PATH
+# (sudo's secure_path has /usr/local/bin before /usr/bin), answers `get nodes` from a
+# fixture (a node list as kubectl prints it: master Ready, worker-1 not), which status
+# must read back per node. (A changed stand-in in tests/k8s/mkpayloads.py would not reach
+# the images through a warm download cache: the published checksum is cached by URL.)
 node_states() {
 	"$IMGBUILD" cluster status --dir "$D" --json >"$T/status.json" || fail "cluster status --json"
 	python3 -c 'import json,sys; s=json.load(open(sys.argv[1])); print(s["control_plane"], " ".join("%s=%s" % (h["name"], h["node"]) for h in s["hosts"]))' "$T/status.json"
 }
 got=$(node_states)
 [ "$got" = "False master=n/a worker-1=n/a" ] || { cat "$T/status.json"; fail "status without a control plane: $got"; }
-on master 'grep -q nodes.json /usr/bin/kubectl' ||
-	fail "the master's stand-in kubectl has no get-nodes fixture: images older than tests/k8s/mkpayloads.py (run 10-build)"
+cat >"$T/kubectl" <<'EOF'
+#!/bin/sh
+# 21-k8s-boot's stand-in: `get nodes` from the fixture, anything else to /usr/bin/kubectl.
+case " $* " in
+*" get nodes "*)
+	echo "imgbuild-test: stand-in kubectl answers get nodes from /var/lib/imgbuild-test/nodes.json" >&2
+	exec cat /var/lib/imgbuild-test/nodes.json ;;
+esac
+exec /usr/bin/kubectl "$@"
+EOF
+"$IMGBUILD" cluster ssh master --dir "$D" -- 'sudo sh -c "cat >/usr/local/bin/kubectl && chmod 0755 /usr/local/bin/kubectl"' <"$T/kubectl" ||
+	fail "cannot put the kubectl stand-in on the master"
 cat >"$T/nodes.json" <<'EOF'
 {"apiVersion": "v1", "kind": "List", "metadata": {"resourceVersion": ""}, "items": [
  {"apiVersion": "v1", "kind": "Node", "metadata": {"name": "master"},
@@ -215,7 +228,7 @@ got=$(node_states)
 "$IMGBUILD" cluster status --dir "$D" >"$T/status.txt" || fail "cluster status"
 grep -q '^worker-1 .*kubelet active, node NotReady' "$T/status.txt" || { cat "$T/status.txt"; fail "cluster status table"; }
 ok "cluster status: node n/a while no control plane answers; Ready and NotReady per node from the master's kubectl (a stand-in answering from a fixture)"
-echo "NOTE: no real control plane was started: kubeadm, kubelet, kubectl and the images were stand-ins (set IMGBUILD_K8S_REAL=1 with real payloads); kubectl's node list came from a fixture"
+echo "NOTE: no real control plane was started: kubeadm, kubelet, kubectl and the images were stand-ins (set IMGBUILD_K8S_REAL=1 with real payloads); the node list cluster status read came from a fixture through a test stand-in of kubectl"
 echo "NOTE: not booted here: UEFI (--firmware uefi) and the tooling host in the cluster (unit tests check their QEMU command lines and seeds)"
 down_check
 exit 0

@@ -19,9 +19,7 @@ What the stand-ins are, by artifact name (an artifact this script does not know 
                STAND-INS: shell scripts that log their arguments (and the configuration
                file kubeadm is given) under /var/log/imgbuild-test/ and say on stderr that
                they are stand-ins; `kubeadm init` writes admin.conf, kubelet.conf and
-               kubelet's config.yaml as an empty cluster would, so the steps after it run;
-               `kubectl get nodes` prints /var/lib/imgbuild-test/nodes.json when a test
-               put one there (else fails as with no API server)
+               kubelet's config.yaml as an empty cluster would, so the steps after it run
   images       STAND-INS: one small linux/amd64 OCI image per reference, holding
                /etc/imgbuild-test-image with the reference it stands for
 Prints one line per payload: "<kind> <name> <real|stand-in> <where>".
@@ -145,19 +143,6 @@ exec sleep infinity
 
 KUBECTL = STANDIN_HEAD + r"""
 case "${1:-}" in version) echo "Client Version: {version}"; exit 0 ;; esac
-# `get nodes`: no API server runs, so the answer is the fixture a test put in place, or
-# kubectl's own failure without one (`imgbuild cluster status` then says n/a).
-case " $* " in
-*" get nodes "*)
-	fixture=/var/lib/imgbuild-test/nodes.json
-	if [ -f "$fixture" ]; then
-		echo "imgbuild-test: stand-in kubectl answers get nodes from $fixture" >&2
-		cat "$fixture"
-		exit 0
-	fi
-	echo "The connection to the server was refused (stand-in kubectl: no API server)" >&2
-	exit 1 ;;
-esac
 exit 0
 """
 
