@@ -349,6 +349,11 @@ static int plan_hosts(struct ib_ctx *ctx, struct ib_cluster_plan *p, int tooling
 		                "--network has no address left for the tooling host after %d "
 		                "workers (a larger network, or --no-tooling)",
 		                p->workers);
+	if (streq(p->tooling.address, p->master_address))
+		return ib_error(ctx, IB_E_USAGE,
+		                "master address %s is the tooling host's (the one after the "
+		                "workers'): another master address, or --no-tooling",
+		                p->master_address);
 	p->has_tooling = 1;
 	return 0;
 }

@@ -275,6 +275,8 @@ PY
 	bad "bad value 'efi' for --firmware: expected bios or uefi" --master-address 10.77.0.10 --firmware efi
 	bad "--network has no address left for the tooling host after 4 workers (a larger network, or --no-tooling)" \
 		--master-address 10.77.0.1 --network 10.77.0.0/28 --workers 4
+	bad "master address 10.77.0.13 is the tooling host's (the one after the workers'): another master address, or --no-tooling" \
+		--master-address 10.77.0.13 --network 10.77.0.0/24
 	# A bad option leaves an existing plan as it was.
 	(cd "$D" && sha256sum ./*) >"$T/sums2"
 	expect_exit 2 "$bin" -C "$P" cluster plan --master-address 10.77.0.10 --ssh-key "$T/nokey.pub" --rotate
