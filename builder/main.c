@@ -3,6 +3,7 @@
 #include <getopt.h>
 #include <signal.h>
 
+#include "cluster/cluster.h"
 #include "cmd/cli.h"
 #include "util/proc.h"
 #include "util/tmpreg.h"
@@ -61,14 +62,16 @@ const struct option_doc option_docs[] = {
         {OPT_POD_CIDR, "--pod-cidr CIDR", "cluster plan: the pod network (default: the image's)"},
         {OPT_ADDONS, "--addons LIST", "cluster plan: add-ons to turn on, e.g. istio"},
         {OPT_ROTATE, "--rotate", "cluster plan: new CA, token and certificate key"},
-        {OPT_MEMORY, "--memory MIB",
-         "cluster up: memory per VM (default 2048 master, 1024 others)"},
-        {OPT_CPUS, "--cpus N", "cluster up: CPUs per VM (default 1)"},
+        {OPT_MEMORY, "--memory [ROLE=]MIB",
+         "cluster plan/up: memory per VM of ROLE or all (2048 master, 1024 worker, 3072 "
+         "tooling)"},
+        {OPT_CPUS, "--cpus [ROLE=]N", "cluster plan/up: CPUs per VM of ROLE or all (default 1)"},
         {OPT_DISK_SIZE, "--disk-size SIZE", "cluster up: size of each VM's overlay (default 8G)"},
         {OPT_TIMEOUT, "--timeout SECONDS",
          "cluster up: wait this long for cloud-init (default 900)"},
         {OPT_KEEP, "--keep", "cluster up: leave the VMs running when it fails"},
-        {OPT_NO_TOOLING, "--no-tooling", "cluster up: boot no tooling host"},
+        {OPT_NO_TOOLING, "--no-tooling", "cluster plan/up: no tooling host"},
+        {OPT_FIRMWARE, "--firmware bios|uefi", "cluster up: boot by SeaBIOS or by OVMF (UEFI)"},
         {OPT_OFFLINE, "--offline", "never touch the network; fail listing what is missing"},
         {OPT_MIRROR, "--mirror URL", "fetch artifacts and images from this mirror (or directory)"},
         {OPT_ALL, "--all", "cache prune: empty the whole download cache"},
@@ -125,6 +128,7 @@ enum {
 	LONG_NO_TOOLING,
 	LONG_KEY,
 	LONG_WITH_IMAGES,
+	LONG_FIRMWARE,
 };
 
 static const struct option long_opts[] = {
@@ -165,6 +169,7 @@ static const struct option long_opts[] = {
         {"no-tooling", no_argument, NULL, LONG_NO_TOOLING},
         {"key", required_argument, NULL, LONG_KEY},
         {"with-images", no_argument, NULL, LONG_WITH_IMAGES},
+        {"firmware", required_argument, NULL, LONG_FIRMWARE},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, LONG_VERSION},
         /* For the bash completion, so that it never falls out of step with this table. */
@@ -482,11 +487,12 @@ int main(int argc, char **argv)
 			used |= OPT_ROTATE;
 			break;
 		case LONG_MEMORY:
-			r = parse_number(&cli, "--memory", optarg, 256, 1 << 20, &cli.memory);
+			r = ib_machine_parse(&cli.ctx, "--memory", optarg, IB_MEMORY_MIN,
+			                     IB_MEMORY_MAX, cli.memory);
 			used |= OPT_MEMORY;
 			break;
 		case LONG_CPUS:
-			r = parse_number(&cli, "--cpus", optarg, 1, 64, &cli.cpus);
+			r = ib_machine_parse(&cli.ctx, "--cpus", optarg, 1, IB_CPUS_MAX, cli.cpus);
 			used |= OPT_CPUS;
 			break;
 		case LONG_DISK_SIZE:
@@ -512,6 +518,14 @@ int main(int argc, char **argv)
 		case LONG_WITH_IMAGES:
 			cli.with_images = 1;
 			used |= OPT_WITH_IMAGES;
+			break;
+		case LONG_FIRMWARE:
+			if (!streq(optarg, "bios") && !streq(optarg, "uefi"))
+				r = ib_error(&cli.ctx, IB_E_USAGE,
+				             "bad value '%s' for --firmware: expected bios or uefi",
+				             optarg);
+			cli.firmware = optarg;
+			used |= OPT_FIRMWARE;
 			break;
 		case LONG_VERSION: printf("imgbuild %s\n", IMGBUILD_VERSION); return 0;
 		case LONG_LIST_CMDS:

@@ -12,6 +12,7 @@ _imgbuild()
 	--dir|--plan) COMPREPLY=($(compgen -d -- "$cur")); return ;;
 	--master-address|--workers|--network|--pod-cidr|--addons) COMPREPLY=(); return ;;
 	--memory|--cpus|--disk-size|--timeout) COMPREPLY=(); return ;;
+	--firmware) COMPREPLY=($(compgen -W "bios uefi" -- "$cur")); return ;;
 	-j|--jobs|--hostname) COMPREPLY=(); return ;;
 	--role) COMPREPLY=($(compgen -W "$(imgbuild list --json 2>/dev/null | tr ',' '\n' | sed -n 's/.*"name":"\([^"]*\)".*/\1/p')" -- "$cur")); return ;;
 	--region|--endpoint-url|--profile|--concurrency|--copy-to|--instance-type) COMPREPLY=(); return ;;
@@ -24,7 +25,7 @@ _imgbuild()
 		-C|-o|--output|-j|--jobs|--ssh-key|--hostname|--mirror|--role) ((i++)) ;;
 		--region|--endpoint-url|--profile|--concurrency|--copy-to|--instance-type|--target) ((i++)) ;;
 		--dir|--plan|--master-address|--workers|--network|--pod-cidr|--addons) ((i++)) ;;
-		--memory|--cpus|--disk-size|--timeout) ((i++)) ;;
+		--memory|--cpus|--disk-size|--timeout|--firmware) ((i++)) ;;
 		--key) ((i++)) ;;
 		-*) ;;
 		*) cmd=${COMP_WORDS[i]}; break ;;
@@ -54,7 +55,7 @@ _imgbuild()
 		local sub="" j
 		for ((j = i + 1; j < COMP_CWORD; j++)); do
 			case "${COMP_WORDS[j]}" in
-			--dir|--plan|--master-address|--workers|--network|--pod-cidr|--addons|--memory|--cpus|--disk-size|--timeout|--ssh-key|-C) ((j++)) ;;
+			--dir|--plan|--master-address|--workers|--network|--pod-cidr|--addons|--memory|--cpus|--disk-size|--timeout|--firmware|--ssh-key|-C) ((j++)) ;;
 			-*) ;;
 			*) sub=${COMP_WORDS[j]}; break ;;
 			esac

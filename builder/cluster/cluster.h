@@ -64,6 +64,27 @@ int ib_cidr_overlap(const struct ib_cidr *a, const struct ib_cidr *b);
 
 /* ---- plan.c: the plan ---- */
 
+/* The roles of a local cluster's machines, in the order plan.json and --memory name them. */
+enum ib_cluster_role { IB_ROLE_MASTER, IB_ROLE_WORKER, IB_ROLE_TOOLING, IB_ROLE_N };
+extern const char *const ib_cluster_roles[IB_ROLE_N];
+
+/* What a machine of a role gets under `cluster up`. */
+struct ib_machine {
+	int memory; /* MiB */
+	int cpus;
+};
+/* master 2048 MiB, worker 1024, tooling 3072 (its stack: Jenkins, Grafana, Loki,
+ * PostgreSQL...); one CPU each. */
+extern const struct ib_machine ib_machine_defaults[IB_ROLE_N];
+#define IB_MEMORY_MIN 256
+#define IB_MEMORY_MAX (1 << 20)
+#define IB_CPUS_MAX   64
+
+/* --memory or --cpus: "N" for every role, or "ROLE=N" items separated by commas (repeatable:
+ * later items win). Sets out[role] for the roles named; IB_E_USAGE naming opt otherwise. */
+int ib_machine_parse(struct ib_ctx *ctx, const char *opt, const char *text, int lo, int hi,
+                     int out[IB_ROLE_N]);
+
 struct ib_cluster_host {
 	char name[16];    /* "master", "worker-12" */
 	int worker;       /* 0: the master; N: worker-N; -1: a worker named otherwise */
@@ -84,6 +105,10 @@ struct ib_cluster_opts {
 	const char *pod_cidr;       /* or NULL: the image's default (kubernetes.env) */
 	const char *addons;         /* names separated by commas or spaces, or NULL */
 	int rotate;                 /* new CA, token and certificate key even if some exist */
+	/* A tooling host too: it gets the address after the workers' (needs a network). */
+	int tooling;
+	const int *memory; /* [IB_ROLE_N] MiB, 0: the default; or NULL */
+	const int *cpus;   /* [IB_ROLE_N], 0: the default; or NULL */
 };
 
 struct ib_cluster_plan {
@@ -101,6 +126,10 @@ struct ib_cluster_plan {
 	int reused; /* the secrets came from the directory */
 	struct ib_cluster_host hosts[1 + IB_CLUSTER_MAX_WORKERS];
 	size_t n_hosts;
+	/* The tooling host: not a node; its user-data is the tooling role's. */
+	int has_tooling;
+	struct ib_cluster_host tooling;
+	struct ib_machine machines[IB_ROLE_N];
 	int lock_fd; /* flock on dir while the plan is held; -1 when dir did not exist */
 };
 
@@ -143,13 +172,16 @@ char *ib_cluster_meta_data(const struct ib_cluster_plan *p, const struct ib_clus
 /* NULL when the plan has no network: the image's default (DHCP) applies. */
 char *ib_cluster_network_config(const struct ib_cluster_plan *p, const struct ib_cluster_host *h);
 char *ib_cluster_plan_json(const struct ib_cluster_plan *p);
+/* TOOLING_NODES of the tooling host: "master=10.77.0.10 worker-1=10.77.0.11 ...". */
+char *ib_cluster_tooling_nodes(const struct ib_cluster_plan *p);
 
 /* ---- write.c ---- */
 
-/* Write the plan directory: ca.crt, ca.key, plan.json, and for every host its user-data
- * (hosts[i].user_data, rendered by the caller) and seed ISO. Everything is written aside,
- * then renamed into place together; files of workers beyond the plan's are removed.
- * Releases the lock on the directory. */
+/* Write the plan directory: ca.crt, ca.key, plan.json, and for every host (the tooling
+ * host too) its user-data (user_data, rendered by the caller) and seed ISO. Everything is
+ * written aside, then renamed into place together; files of workers beyond the plan's, and
+ * the tooling host's of a plan without one, are removed. Releases the lock on the
+ * directory. */
 int ib_cluster_plan_write(struct ib_ctx *ctx, struct ib_cluster_plan *p, time_t mtime);
 
 /* The host of a plan that is not a Kubernetes node (the tooling host): the address after
@@ -195,7 +227,8 @@ struct ib_vm {
 };
 
 struct ib_cluster_state {
-	char accel[8]; /* kvm or tcg */
+	char accel[8];    /* kvm or tcg */
+	char firmware[8]; /* bios or uefi (OVMF) */
 	int hub_pid;
 	int hub_port;
 	struct ib_vm vms[IB_VM_MAX];
@@ -232,12 +265,26 @@ int ib_hub_run(int fd, const int *ports, size_t n, volatile int *stop);
 const char *ib_qemu_accel(struct ib_ctx *ctx);
 /* The -netdev user option of vm: its MAC-less netdev with SSH and the forwards. Caller frees. */
 char *ib_vm_netdev_user(const struct ib_vm *vm);
-/* QEMU's argument vector for vm under dir/vm/ (overlay, seed, serial, pid file, monitor),
- * daemonized. Caller frees with strv_release. */
-void ib_vm_argv(const struct ib_vm *vm, const char *dir, const char *seed, const char *accel,
-                int hub_port, struct strv *ret);
+/* OVMF as Debian installs it (package ovmf): the code read-only, a copy of the variable
+ * store per machine (dir/vm/NAME.vars.fd). */
+#define IB_OVMF_CODE "/usr/share/OVMF/OVMF_CODE_4M.fd"
+#define IB_OVMF_VARS "/usr/share/OVMF/OVMF_VARS_4M.fd"
+/* QEMU's argument vector for vm under dir/vm/ (overlay, seed, serial, pid file, monitor,
+ * with s's accelerator, firmware and hub), daemonized. Caller frees with strv_release. */
+void ib_vm_argv(const struct ib_vm *vm, const char *dir, const char *seed,
+                const struct ib_cluster_state *s, struct strv *ret);
 /* Is pid alive and a QEMU of this cluster directory (its command line names dir)? */
 int ib_vm_alive(int pid, const char *dir);
 /* Stop a process of this cluster: "quit" through the monitor socket (may be NULL), then
  * SIGTERM, then SIGKILL, each with a bound. Returns once it is gone. */
 void ib_vm_stop(int pid, const char *dir, const char *monitor);
+
+/* ---- checks.c: the answers of `cluster status`'s role checks ---- */
+
+/* Node name's state in the output of `kubectl get nodes -o json`: "Ready", "NotReady", "not
+ * joined" (absent from the list); NULL when the text is not a node list (no control plane
+ * answered). */
+const char *ib_node_state(const char *nodes_json, const char *name);
+/* The tooling host's answer: `systemctl is-active` of the stack's unit on the first line,
+ * then each compose container's state -> "active, 11/12 containers running". Caller frees. */
+char *ib_tooling_state(const char *out);

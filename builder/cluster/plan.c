@@ -16,6 +16,9 @@
 #define ADDON_MAX   32
 #define POD_MAX_PFX 24 /* kubeadm gives each node a /24 of the pod network */
 
+const char *const ib_cluster_roles[IB_ROLE_N] = {"master", "worker", "tooling"};
+const struct ib_machine ib_machine_defaults[IB_ROLE_N] = {{2048, 1}, {1024, 1}, {3072, 1}};
+
 void ib_cluster_plan_release(struct ib_cluster_plan *p)
 {
 	free(p->dir);
@@ -25,6 +28,7 @@ void ib_cluster_plan_release(struct ib_cluster_plan *p)
 	ib_ca_release(&p->ca);
 	for (size_t i = 0; i < p->n_hosts; i++)
 		free(p->hosts[i].user_data);
+	free(p->tooling.user_data);
 	if (p->lock_fd >= 0)
 		close(p->lock_fd); /* releases the flock */
 	memset(p, 0, sizeof(*p));
@@ -185,6 +189,71 @@ static int check_opts(struct ib_ctx *ctx, const struct ib_cluster_opts *o,
 	return 0;
 }
 
+/* ---- machines ---- */
+
+static int parse_count(const char *s, int lo, int hi, int *ret)
+{
+	char *end;
+	errno = 0;
+	long v = strtol(s, &end, 10);
+	if (!*s || *end || errno || v < lo || v > hi || s[0] == '+' || s[0] == '-' || s[0] == ' ')
+		return -1;
+	*ret = (int)v;
+	return 0;
+}
+
+static int bad_count(struct ib_ctx *ctx, const char *opt, const char *text, int lo, int hi)
+{
+	return ib_error(ctx, IB_E_USAGE,
+	                "bad value '%s' for %s: expected a number from %d to %d, or ROLE=N items "
+	                "(master, worker, tooling) separated by commas",
+	                text, opt, lo, hi);
+}
+
+int ib_machine_parse(struct ib_ctx *ctx, const char *opt, const char *text, int lo, int hi,
+                     int out[IB_ROLE_N])
+{
+	int v, all[IB_ROLE_N];
+	if (parse_count(text, lo, hi, &v) == 0) {
+		for (size_t i = 0; i < IB_ROLE_N; i++)
+			out[i] = v;
+		return 0;
+	}
+	/* strtok_r would pass over an empty item: "a=1,,b=2" is a typo worth naming. */
+	size_t n = strlen(text);
+	if (!n || text[0] == ',' || text[n - 1] == ',' || strstr(text, ",,"))
+		return bad_count(ctx, opt, text, lo, hi);
+	memcpy(all, out, sizeof(all));
+	_cleanup_free_ char *copy = xstrdup(text);
+	char *save = NULL;
+	for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+		char *eq = strchr(t, '=');
+		size_t role = IB_ROLE_N;
+		if (eq) {
+			*eq = '\0';
+			for (size_t i = 0; i < IB_ROLE_N; i++)
+				if (streq(t, ib_cluster_roles[i]))
+					role = i;
+		}
+		if (!eq || role == IB_ROLE_N || parse_count(eq + 1, lo, hi, &v) < 0)
+			return bad_count(ctx, opt, text, lo, hi);
+		all[role] = v;
+	}
+	memcpy(out, all, sizeof(all));
+	return 0;
+}
+
+static void fill_machines(struct ib_cluster_plan *p, const int *memory, const int *cpus)
+{
+	for (size_t i = 0; i < IB_ROLE_N; i++) {
+		p->machines[i] = ib_machine_defaults[i];
+		if (memory && memory[i])
+			p->machines[i].memory = memory[i];
+		if (cpus && cpus[i])
+			p->machines[i].cpus = cpus[i];
+	}
+}
+
 /* ---- hosts ---- */
 
 /* Locally administered, unicast, and unique on the network by construction: the address's
@@ -260,7 +329,7 @@ int ib_cluster_host(struct ib_ctx *ctx, const struct ib_cluster_plan *p, const c
 	return 0;
 }
 
-static void plan_hosts(struct ib_cluster_plan *p)
+static int plan_hosts(struct ib_ctx *ctx, struct ib_cluster_plan *p, int tooling)
 {
 	fill_host(p, "master", 0, &p->hosts[0]);
 	for (int i = 1; i <= p->workers; i++) {
@@ -269,6 +338,24 @@ static void plan_hosts(struct ib_cluster_plan *p)
 		fill_host(p, name, i, &p->hosts[i]);
 	}
 	p->n_hosts = 1 + (size_t)p->workers;
+	/* Without a network the tooling host's address is not known ahead (AWS assigns it):
+	 * the nodes' K8S_TOOLING_ADDRESS stays empty. */
+	if (!tooling || !p->has_network)
+		return 0;
+	struct ib_ctx quiet;
+	ib_ctx_init(&quiet);
+	if (ib_cluster_extra_host(&quiet, p, "tooling", 1, &p->tooling) < 0)
+		return ib_error(ctx, IB_E_USAGE,
+		                "--network has no address left for the tooling host after %d "
+		                "workers (a larger network, or --no-tooling)",
+		                p->workers);
+	if (streq(p->tooling.address, p->master_address))
+		return ib_error(ctx, IB_E_USAGE,
+		                "master address %s is the tooling host's (the one after the "
+		                "workers'): another master address, or --no-tooling",
+		                p->master_address);
+	p->has_tooling = 1;
+	return 0;
 }
 
 /* ---- the plan directory ---- */
@@ -363,6 +450,8 @@ int ib_cluster_plan_init(struct ib_ctx *ctx, const char *dir, const struct ib_cl
 	p.dir = xstrdup(dir);
 	int r = check_opts(ctx, o, &p);
 	if (r == 0)
+		r = plan_hosts(ctx, &p, o->tooling);
+	if (r == 0)
 		r = lock_dir(ctx, dir, &p.lock_fd);
 	if (r < 0)
 		goto fail;
@@ -389,12 +478,42 @@ int ib_cluster_plan_init(struct ib_ctx *ctx, const char *dir, const struct ib_cl
 	}
 	if (r < 0)
 		goto fail;
-	plan_hosts(&p);
+	fill_machines(&p, o->memory, o->cpus);
 	*ret = p;
 	return 0;
 fail:
 	ib_cluster_plan_release(&p);
 	return r;
+}
+
+/* plan.json's "machines": {"master": {"memory": 2048, "cpus": 1}, ...}; absent (a plan made
+ * before it was recorded) or a role missing: the defaults. */
+static int load_machines(struct ib_ctx *ctx, const char *path, const struct jsonr *j,
+                         int memory[IB_ROLE_N], int cpus[IB_ROLE_N])
+{
+	const struct jsonr *m = jsonr_get(j, "machines");
+	if (!m || m->type == JSONR_NULL)
+		return 0;
+	if (m->type != JSONR_OBJECT)
+		return ib_error(ctx, IB_E_SPEC, "%s: machines: not an object", path);
+	for (size_t i = 0; i < IB_ROLE_N; i++) {
+		const struct jsonr *r = jsonr_get(m, ib_cluster_roles[i]);
+		if (!r)
+			continue;
+		const struct jsonr *mem = jsonr_get_type(r, "memory", JSONR_NUMBER);
+		const struct jsonr *cpu = jsonr_get_type(r, "cpus", JSONR_NUMBER);
+		if (r->type != JSONR_OBJECT || !mem || !mem->is_int ||
+		    mem->integer < IB_MEMORY_MIN || mem->integer > IB_MEMORY_MAX || !cpu ||
+		    !cpu->is_int || cpu->integer < 1 || cpu->integer > IB_CPUS_MAX)
+			return ib_error(ctx, IB_E_SPEC,
+			                "%s: machines.%s: expected memory (MiB, %d to %d) and cpus "
+			                "(1 to %d)",
+			                path, ib_cluster_roles[i], IB_MEMORY_MIN, IB_MEMORY_MAX,
+			                IB_CPUS_MAX);
+		memory[i] = (int)mem->integer;
+		cpus[i] = (int)cpu->integer;
+	}
+	return 0;
 }
 
 int ib_cluster_plan_load(struct ib_ctx *ctx, const char *dir, struct ib_cluster_plan *ret)
@@ -424,10 +543,14 @@ int ib_cluster_plan_load(struct ib_ctx *ctx, const char *dir, struct ib_cluster_
 	        .network = jsonr_get_str(j, "network"),
 	        .pod_cidr = jsonr_get_str(j, "pod_cidr"),
 	        .addons = sb_str(&sb),
+	        .tooling = jsonr_get_type(j, "tooling", JSONR_OBJECT) != NULL,
 	};
+	int memory[IB_ROLE_N] = {0}, cpus[IB_ROLE_N] = {0};
 	struct ib_cluster_plan p = {.lock_fd = -1};
 	p.dir = xstrdup(dir);
 	r = lock_dir(ctx, dir, &p.lock_fd);
+	if (r == 0)
+		r = load_machines(ctx, path, j, memory, cpus);
 	if (r == 0 && (!o.name || !o.master_address || !o.workers))
 		r = ib_error(ctx, IB_E_SPEC,
 		             "%s: cluster_name, master_address or workers missing or bad", path);
@@ -437,13 +560,15 @@ int ib_cluster_plan_load(struct ib_ctx *ctx, const char *dir, struct ib_cluster_
 		ib_error_prefix(ctx, "%s: ", path);
 	if (r == 0)
 		r = load_secrets(ctx, &p, j);
+	if (r == 0 && (r = plan_hosts(ctx, &p, o.tooling)) < 0)
+		ib_error_prefix(ctx, "%s: ", path);
 	sb_release(&sb);
 	if (r < 0) {
 		ib_cluster_plan_release(&p);
 		return r;
 	}
+	fill_machines(&p, memory, cpus);
 	p.reused = 1;
-	plan_hosts(&p);
 	*ret = p;
 	return 0;
 }

@@ -115,6 +115,8 @@ char *ib_cluster_env(const struct ib_cluster_plan *p, const struct ib_cluster_ho
 	if (p->pod_cidr)
 		env_line(&sb, "K8S_POD_CIDR", p->pod_cidr);
 	env_line(&sb, "K8S_ADDONS", p->addons);
+	/* Where the node ships its logs (Loki) and metrics go; empty: no tooling host. */
+	env_line(&sb, "K8S_TOOLING_ADDRESS", p->has_tooling ? p->tooling.address : "");
 	return sb_take(&sb);
 }
 
@@ -153,10 +155,23 @@ char *ib_cluster_network_config(const struct ib_cluster_plan *p, const struct ib
 	                 h->name, p->name, h->mac, h->address, p->network.prefix, h->uplink_mac);
 }
 
-static void host_files(struct json *j, const struct ib_cluster_host *h)
+char *ib_cluster_tooling_nodes(const struct ib_cluster_plan *p)
+{
+	struct strbuf sb = STRBUF_INIT;
+	for (size_t i = 0; i < p->n_hosts; i++)
+		if (*p->hosts[i].address)
+			sb_addf(&sb, "%s%s=%s", sb.len ? " " : "", p->hosts[i].name,
+			        p->hosts[i].address);
+	return sb_take(&sb);
+}
+
+static void host_fields(struct json *j, const struct ib_cluster_host *h)
 {
 	_cleanup_free_ char *ud = xasprintf("%s.user-data", h->name);
 	_cleanup_free_ char *iso = xasprintf("%s.seed.iso", h->name);
+	json_str(j, "address", *h->address ? h->address : NULL);
+	json_str(j, "mac", *h->mac ? h->mac : NULL);
+	json_str(j, "uplink_mac", *h->uplink_mac ? h->uplink_mac : NULL);
 	json_str(j, "user_data", ud);
 	json_str(j, "seed", iso);
 }
@@ -191,13 +206,27 @@ char *ib_cluster_plan_json(const struct ib_cluster_plan *p)
 		json_obj_begin(&j, NULL);
 		json_str(&j, "name", h->name);
 		json_str(&j, "role", h->worker ? "worker" : "master");
-		json_str(&j, "address", *h->address ? h->address : NULL);
-		json_str(&j, "mac", *h->mac ? h->mac : NULL);
-		json_str(&j, "uplink_mac", *h->uplink_mac ? h->uplink_mac : NULL);
-		host_files(&j, h);
+		host_fields(&j, h);
 		json_obj_end(&j);
 	}
 	json_arr_end(&j);
+	if (p->has_tooling) {
+		json_obj_begin(&j, "tooling");
+		json_str(&j, "name", p->tooling.name);
+		json_str(&j, "role", "tooling");
+		host_fields(&j, &p->tooling);
+		json_obj_end(&j);
+	} else {
+		json_str(&j, "tooling", NULL);
+	}
+	json_obj_begin(&j, "machines");
+	for (size_t i = 0; i < IB_ROLE_N; i++) {
+		json_obj_begin(&j, ib_cluster_roles[i]);
+		json_int(&j, "memory", p->machines[i].memory);
+		json_int(&j, "cpus", p->machines[i].cpus);
+		json_obj_end(&j);
+	}
+	json_obj_end(&j);
 	json_obj_end(&j);
 	sb_addc(&sb, '\n');
 	return sb_take(&sb);

@@ -16,6 +16,7 @@ char *ib_cluster_state_json(const struct ib_cluster_state *s)
 	json_obj_begin(&j, NULL);
 	json_int(&j, "version", 1);
 	json_str(&j, "accel", s->accel);
+	json_str(&j, "firmware", s->firmware);
 	json_int(&j, "hub_pid", s->hub_pid);
 	json_int(&j, "hub_port", s->hub_port);
 	json_arr_begin(&j, "hosts");
@@ -101,6 +102,11 @@ int ib_cluster_state_parse(struct ib_ctx *ctx, const char *what, const char *tex
 	struct ib_cluster_state s;
 	memset(&s, 0, sizeof(s));
 	const struct jsonr *hosts = jsonr_get_type(j, "hosts", JSONR_ARRAY);
+	/* A state written before firmware was recorded booted by BIOS. */
+	snprintf(s.firmware, sizeof(s.firmware), "bios");
+	if (j->type == JSONR_OBJECT && jsonr_get_str(j, "firmware") &&
+	    get_str(j, "firmware", s.firmware, sizeof(s.firmware)) < 0)
+		return ib_error(ctx, IB_E_SPEC, "%s: bad firmware", what);
 	if (j->type != JSONR_OBJECT || get_str(j, "accel", s.accel, sizeof(s.accel)) < 0 ||
 	    get_int(j, "hub_pid", 0, 1 << 30, &s.hub_pid) < 0 ||
 	    get_int(j, "hub_port", 0, 65535, &s.hub_port) < 0 || !hosts || hosts->n > IB_VM_MAX)

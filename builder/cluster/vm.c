@@ -124,15 +124,15 @@ char *ib_vm_netdev_user(const struct ib_vm *vm)
 	return sb_take(&sb);
 }
 
-void ib_vm_argv(const struct ib_vm *vm, const char *dir, const char *seed, const char *accel,
-                int hub_port, struct strv *ret)
+void ib_vm_argv(const struct ib_vm *vm, const char *dir, const char *seed,
+                const struct ib_cluster_state *s, struct strv *ret)
 {
 	struct strv a = {0};
 	strv_push(&a, "qemu-system-x86_64");
 	strv_push(&a, "-name");
 	strv_push_take(&a, xasprintf("imgbuild-%s", vm->name));
 	strv_push(&a, "-accel");
-	strv_push(&a, accel);
+	strv_push(&a, s->accel);
 	strv_push(&a, "-m");
 	strv_push_take(&a, xasprintf("%d", vm->memory));
 	strv_push(&a, "-smp");
@@ -150,6 +150,13 @@ void ib_vm_argv(const struct ib_vm *vm, const char *dir, const char *seed, const
 		strv_push(&a, "-monitor");
 		strv_push_take(&a, xasprintf("unix:%s,server=on,wait=off", mon));
 	}
+	if (streq(s->firmware, "uefi")) {
+		strv_push(&a, "-drive");
+		strv_push(&a, "if=pflash,format=raw,unit=0,readonly=on,file=" IB_OVMF_CODE);
+		strv_push(&a, "-drive");
+		strv_push_take(&a, xasprintf("if=pflash,format=raw,unit=1,file=%s/vm/%s.vars.fd",
+		                             dir, vm->name));
+	}
 	strv_push(&a, "-drive");
 	strv_push_take(&a, xasprintf("file=%s/vm/%s.qcow2,if=virtio,format=qcow2", dir, vm->name));
 	strv_push(&a, "-drive");
@@ -160,7 +167,7 @@ void ib_vm_argv(const struct ib_vm *vm, const char *dir, const char *seed, const
 	strv_push_take(&a, xasprintf("virtio-net-pci,netdev=n0,mac=%s", vm->uplink_mac));
 	strv_push(&a, "-netdev");
 	strv_push_take(&a, xasprintf("socket,id=n1,udp=127.0.0.1:%d,localaddr=127.0.0.1:%d",
-	                             hub_port, vm->link_port));
+	                             s->hub_port, vm->link_port));
 	strv_push(&a, "-device");
 	strv_push_take(&a, xasprintf("virtio-net-pci,netdev=n1,mac=%s", vm->mac));
 	*ret = a;
@@ -199,38 +206,40 @@ static int wait_gone(int pid, const char *dir, int tenths)
 	return !ib_vm_alive(pid, dir);
 }
 
-static void monitor_quit(const char *monitor)
+/* 1 when the command went out: with no monitor to ask, there is nothing to wait for. */
+static int monitor_quit(const char *monitor)
 {
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	if (strlen(monitor) >= sizeof(sa.sun_path))
-		return;
+		return 0;
 	memcpy(sa.sun_path, monitor, strlen(monitor) + 1);
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
-		return;
+		return 0;
 	struct timeval tv = {2, 0};
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	int sent = 0;
 	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
 		char buf[512];
 		/* The banner, then the command; closing at once could drop it unread: wait for
 		 * QEMU to close the connection as it quits (or the timeout). */
-		if (read(fd, buf, sizeof(buf)) > 0 && write(fd, "quit\n", 5) == 5)
+		if (read(fd, buf, sizeof(buf)) > 0 && write(fd, "quit\n", 5) == 5) {
+			sent = 1;
 			while (read(fd, buf, sizeof(buf)) > 0)
 				;
+		}
 	}
 	close(fd);
+	return sent;
 }
 
 void ib_vm_stop(int pid, const char *dir, const char *monitor)
 {
 	if (!ib_vm_alive(pid, dir))
 		return;
-	if (monitor) {
-		monitor_quit(monitor);
-		if (wait_gone(pid, dir, 50))
-			return;
-	}
+	if (monitor && monitor_quit(monitor) && wait_gone(pid, dir, 50))
+		return;
 	kill(pid, SIGTERM);
 	if (wait_gone(pid, dir, 50))
 		return;

@@ -16,7 +16,7 @@ struct out_file {
 };
 
 struct outputs {
-	struct out_file f[3 + 2 * (1 + IB_CLUSTER_MAX_WORKERS)];
+	struct out_file f[3 + 2 * (2 + IB_CLUSTER_MAX_WORKERS)];
 	size_t n;
 };
 
@@ -61,8 +61,10 @@ static int write_stage(struct ib_ctx *ctx, const struct ib_cluster_plan *p, cons
 	if ((r = put(ctx, o, stage, xstrdup("ca.crt"), p->ca.cert_pem, 0644)) < 0 ||
 	    (r = put(ctx, o, stage, xstrdup("ca.key"), p->ca.key_pem, 0600)) < 0)
 		return r;
-	for (size_t i = 0; i < p->n_hosts; i++) {
-		const struct ib_cluster_host *h = &p->hosts[i];
+	for (size_t i = 0; i <= p->n_hosts; i++) {
+		const struct ib_cluster_host *h = i < p->n_hosts ? &p->hosts[i] : &p->tooling;
+		if (i == p->n_hosts && !p->has_tooling)
+			break;
 		if (!h->user_data)
 			return ib_error(ctx, IB_E_SPEC, "no user-data rendered for %s", h->name);
 		if ((r = put(ctx, o, stage, xasprintf("%s.user-data", h->name), h->user_data,
@@ -75,9 +77,11 @@ static int write_stage(struct ib_ctx *ctx, const struct ib_cluster_plan *p, cons
 }
 
 /* worker-N.user-data or worker-N.seed.iso with N beyond the plan: a smaller plan's left
- * overs, holding secrets that may be rotated away. */
-static int stale(const char *name, int workers)
+ * overs, holding secrets that may be rotated away; the tooling host's of a plan without. */
+static int stale(const char *name, int workers, int tooling)
 {
+	if (!tooling && (streq(name, "tooling.user-data") || streq(name, "tooling.seed.iso")))
+		return 1;
 	if (!startswith(name, "worker-"))
 		return 0;
 	char *end;
@@ -87,7 +91,7 @@ static int stale(const char *name, int workers)
 	return streq(end, ".user-data") || streq(end, ".seed.iso");
 }
 
-static void remove_stale(int dirfd, int workers)
+static void remove_stale(int dirfd, int workers, int tooling)
 {
 	int fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
@@ -98,7 +102,7 @@ static void remove_stale(int dirfd, int workers)
 	}
 	struct dirent *de;
 	while ((de = readdir(d)))
-		if (stale(de->d_name, workers))
+		if (stale(de->d_name, workers, tooling))
 			unlinkat(dirfd, de->d_name, 0);
 	closedir(d);
 }
@@ -115,7 +119,7 @@ static int commit(struct ib_ctx *ctx, const struct ib_cluster_plan *p, const cha
 			r = ib_error_errno(ctx, IB_E_IO, errno, "cannot move '%s' into place", to);
 	}
 	if (r == 0) {
-		remove_stale(p->lock_fd, p->workers);
+		remove_stale(p->lock_fd, p->workers, p->has_tooling);
 		if (fsync(p->lock_fd) < 0)
 			r = ib_error_errno(ctx, IB_E_IO, errno, "cannot write '%s'", p->dir);
 	}

@@ -53,8 +53,10 @@ enum {
 /* bundle */
 #define OPT_KEY         (1ULL << 37) /* --key FILE */
 #define OPT_WITH_IMAGES (1ULL << 38) /* --with-images */
+#define OPT_FIRMWARE    (1ULL << 39) /* --firmware bios|uefi */
 #define OPT_CLUSTER_UP                                                                             \
-	(OPT_MEMORY | OPT_CPUS | OPT_DISK_SIZE | OPT_TIMEOUT | OPT_KEEP | OPT_NO_TOOLING)
+	(OPT_MEMORY | OPT_CPUS | OPT_DISK_SIZE | OPT_TIMEOUT | OPT_KEEP | OPT_NO_TOOLING |         \
+	 OPT_FIRMWARE)
 #define OPT_COMMON (OPT_DIR | OPT_VERBOSE | OPT_QUIET | OPT_HELP)
 #define OPT_BUILD                                                                                  \
 	(OPT_COMMON | OPT_OUT | OPT_JOBS | OPT_JSON | OPT_FORCE | OPT_OFFLINE | OPT_MIRROR)
@@ -107,8 +109,10 @@ struct cli {
 	int rotate;                 /* --rotate */
 
 	/* cluster up */
-	int memory;            /* --memory MiB; 0: 2048 for the master, 1024 for the others */
-	int cpus;              /* --cpus; 0: 1 */
+	/* --memory MiB and --cpus per role (enum ib_cluster_role); 0: the plan's */
+	int memory[3];
+	int cpus[3];
+	const char *firmware;  /* --firmware; NULL: bios */
 	const char *disk_size; /* --disk-size; NULL: 8G */
 	int timeout;           /* --timeout seconds; 0: 900 */
 	int keep;              /* --keep: leave a cluster that failed to come up running */

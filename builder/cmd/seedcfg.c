@@ -161,20 +161,25 @@ int seed_render_opts(struct ib_ctx *ctx, const struct ib_project *p, const struc
 		ib_sha256_hex(iid_in, strlen(iid_in), iid_hash);
 		iid = xasprintf("iid-%s-%.12s", host, iid_hash);
 	}
+	/* The tooling host's, empty unless a cluster plan gives them (o->vars, looked up
+	 * first): the Kubernetes nodes as name=address and its own private address. */
 	const struct ib_tvar base[] = {
 	        {"role", r->role->name},
 	        {"hostname", host},
 	        {"instance_id", iid},
 	        {"project", p->name},
 	        {"ssh_authorized_keys_entry", keys},
+	        {"tooling_nodes", ""},
+	        {"tooling_address", ""},
 	};
 	int stand_ins = o->n_vars == 0 && o->plan_mode == SEED_PLAN_PLACEHOLDERS;
 	size_t n = ARRAY_SIZE(base) + o->n_vars + (stand_ins ? IB_CLUSTER_N_VARS : 0);
 	_cleanup_free_ struct ib_tvar *vars = xcalloc(n, sizeof(*vars));
-	memcpy(vars, base, sizeof(base));
-	size_t k = ARRAY_SIZE(base);
+	size_t k = 0;
 	for (size_t i = 0; i < o->n_vars; i++)
 		vars[k++] = o->vars[i];
+	memcpy(vars + k, base, sizeof(base));
+	k += ARRAY_SIZE(base);
 	for (size_t i = 0; stand_ins && ib_cluster_var_names[i]; i++)
 		vars[k++] = (struct ib_tvar){ib_cluster_var_names[i], PLACEHOLDER_B64};
 	const char *shown = tpl + strlen(p->root) + 1;

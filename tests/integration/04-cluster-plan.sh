@@ -26,6 +26,7 @@ EOF
 echo 'description: base' >"$P/images/base.yaml"
 printf 'description: control plane\nextends: base\n' >"$P/images/master.yaml"
 printf 'description: node\nextends: base\n' >"$P/images/worker.yaml"
+printf 'description: tooling\nextends: base\n' >"$P/images/tooling.yaml"
 ssh-keygen -q -t ed25519 -N '' -f "$T/key" 2>/dev/null || printf 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJ+test test@imgbuild\n' >"$T/key.pub"
 
 json() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$1" "$2"; }
@@ -45,13 +46,13 @@ for bin in $(binaries); do
 
 	# ---- a first plan ----
 	expect_exit 0 "$bin" -C "$P" cluster plan --master-address 10.77.0.10 --network 10.77.0.0/24 \
-		--ssh-key "$T/key.pub" --addons istio
+		--ssh-key "$T/key.pub" --addons istio --memory tooling=4096 --cpus master=2
 	HASH=$(json "$D/plan.json" ca_hash)
-	[ "$(cat "$T/out")" = "$D: cluster quode-sre, master 10.77.0.10 and 2 workers, CA $HASH (new CA, token and certificate key)" ] \
+	[ "$(cat "$T/out")" = "$D: cluster quode-sre, master 10.77.0.10 and 2 workers, tooling 10.77.0.13, CA $HASH (new CA, token and certificate key)" ] \
 		|| fail "stdout: $(cat "$T/out")"
 	[ "$(stat -c %a "$P/out")" = 755 ] || fail "output dir mode $(stat -c %a "$P/out")"
 	got=$(cd "$D" && stat -c '%a %n' . ./* | sed 's|\./||' | sort -k2 | tr '\n' ' ')
-	want="700 . 644 ca.crt 600 ca.key 600 master.seed.iso 600 master.user-data 600 plan.json 600 worker-1.seed.iso 600 worker-1.user-data 600 worker-2.seed.iso 600 worker-2.user-data "
+	want="700 . 644 ca.crt 600 ca.key 600 master.seed.iso 600 master.user-data 600 plan.json 600 tooling.seed.iso 600 tooling.user-data 600 worker-1.seed.iso 600 worker-1.user-data 600 worker-2.seed.iso 600 worker-2.user-data "
 	[ "$got" = "$want" ] || fail "files and modes: $got"
 	TOKEN=$(json "$D/plan.json" token)
 	CKEY=$(json "$D/plan.json" certificate_key)
@@ -70,6 +71,12 @@ assert hosts == [("master", "master", "10.77.0.10", "master.user-data", "master.
 macs = [(h["mac"], h["uplink_mac"]) for h in d["hosts"]]
 assert macs == [("52:54:0a:4d:00:0a", "52:55:0a:4d:00:0a"), ("52:54:0a:4d:00:0b", "52:55:0a:4d:00:0b"),
                 ("52:54:0a:4d:00:0c", "52:55:0a:4d:00:0c")], macs
+t = d["tooling"]
+assert (t["name"], t["role"], t["address"], t["mac"], t["uplink_mac"], t["user_data"], t["seed"]) == \
+    ("tooling", "tooling", "10.77.0.13", "52:54:0a:4d:00:0d", "52:55:0a:4d:00:0d", "tooling.user-data",
+     "tooling.seed.iso"), t
+assert d["machines"] == {"master": {"memory": 2048, "cpus": 2}, "worker": {"memory": 1024, "cpus": 1},
+                         "tooling": {"memory": 4096, "cpus": 1}}, d["machines"]
 PY
 	ok "plan directory: files, modes, plan.json ($bin)"
 
@@ -88,7 +95,7 @@ PY
 	ok "CA: hash as kubeadm computes it, fields, key pair"
 
 	# ---- seeds and user-data ----
-	for h in master worker-1 worker-2; do
+	for h in master worker-1 worker-2 tooling; do
 		iso=$D/$h.seed.iso
 		label=$(blkid -o value -s LABEL "$iso")
 		case "$label" in cidata|CIDATA) ;; *) fail "$h: seed label '$label'" ;; esac
@@ -104,7 +111,7 @@ local-hostname: $h" ] || fail "$h: meta-data $(cat "$T/x/meta-data")"
 		rm -rf "$T/nc"
 		cloud-init devel net-convert -p "$T/x/network-config" -k yaml -d "$T/nc" -D debian -O eni >/dev/null 2>&1 \
 			|| fail "$h: cloud-init cannot convert the network-config"
-		addr=$(python3 -c 'import json,sys; print([x["address"] for x in json.load(open(sys.argv[1]))["hosts"] if x["name"]==sys.argv[2]][0])' "$D/plan.json" "$h")
+		addr=$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print([x["address"] for x in d["hosts"] + [d["tooling"]] if x["name"]==sys.argv[2]][0])' "$D/plan.json" "$h")
 		# shellcheck disable=SC2046,SC2183 # the address's four numbers
 		mac=$(printf '%02x:%02x:%02x:%02x' $(echo "$addr" | tr . ' '))
 		eni=$T/nc/etc/network/interfaces.d/50-cloud-init
@@ -151,16 +158,45 @@ PY
 	done
 	ok "user-data: the master has the CA and every secret, workers neither key"
 
+	# The tooling host: the nodes to scrape and its private address in tooling.env; no
+	# secret of the cluster. The nodes know where it is.
+	u=$D/tooling.user-data
+	for s in "$TOKEN" "$CKEY" "$(base64 -w0 "$D/ca.key" | cut -c1-200)"; do
+		grep -qF "$s" "$u" && fail "tooling: user-data holds a secret of the cluster"
+	done
+	python3 - "$u" >"$T/tooling.env" <<'PY' || fail "tooling write_files"
+import sys, yaml
+d = yaml.safe_load(open(sys.argv[1]))
+f = [f for f in d["write_files"] if f["path"] == "/etc/imgbuild/tooling.env"][0]
+assert f["permissions"] == "0600", f
+print(f["content"], end="")
+PY
+	# As the stack's tooling-init reads it: the last KEY= line wins.
+	[ "$(sed -n 's/^TOOLING_NODES=//p' "$T/tooling.env" | tail -n 1)" = "master=10.77.0.10 worker-1=10.77.0.11 worker-2=10.77.0.12" ] ||
+		fail "TOOLING_NODES in tooling.env: $(cat "$T/tooling.env")"
+	[ "$(sed -n 's/^TOOLING_PRIVATE_ADDR=//p' "$T/tooling.env" | tail -n 1)" = 10.77.0.13 ] ||
+		fail "TOOLING_PRIVATE_ADDR in tooling.env: $(cat "$T/tooling.env")"
+	for h in master worker-1 worker-2; do
+		wf "$D/$h.user-data" /etc/imgbuild/cluster.env | grep -qx 'K8S_TOOLING_ADDRESS=10.77.0.13' || fail "$h: K8S_TOOLING_ADDRESS"
+	done
+	ok "tooling host: 10.77.0.13 after the workers, TOOLING_NODES and its address in tooling.env, K8S_TOOLING_ADDRESS on every node, machine sizes in plan.json"
+
 	# ---- reuse, fewer workers, rotation ----
 	(cd "$D" && sha256sum ./*) >"$T/sums1"
 	expect_exit 0 "$bin" -C "$P" cluster plan --master-address 10.77.0.10 --network 10.77.0.0/24 \
-		--ssh-key "$T/key.pub" --addons istio
+		--ssh-key "$T/key.pub" --addons istio --memory tooling=4096 --cpus master=2
 	grep -q '(CA, token and certificate key kept)$' "$T/out" || fail "second run: $(cat "$T/out")"
 	(cd "$D" && sha256sum ./*) | diff "$T/sums1" - >/dev/null || fail "the same options gave other files"
 	expect_exit 0 "$bin" -C "$P" cluster plan --master-address 10.77.0.10 --workers 1 --pod-cidr 10.200.0.0/16
 	[ "$(json "$D/plan.json" token)" = "$TOKEN" ] || fail "token changed without --rotate"
 	[ "$(json "$D/plan.json" ca_hash)" = "$HASH" ] || fail "CA changed without --rotate"
 	if [ -e "$D/worker-2.user-data" ] || [ -e "$D/worker-2.seed.iso" ]; then fail "worker-2's files stayed"; fi
+	# No network: no address for a tooling host, so none in the plan and none on the nodes.
+	if [ -e "$D/tooling.user-data" ] || [ -e "$D/tooling.seed.iso" ]; then fail "the tooling host's files stayed"; fi
+	wf "$D/worker-1.user-data" /etc/imgbuild/cluster.env | grep -qx 'K8S_TOOLING_ADDRESS=' || fail "K8S_TOOLING_ADDRESS without a tooling host"
+	[ "$(json "$D/plan.json" tooling)" = None ] || fail "plan.json: tooling without a network"
+	[ "$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["machines"]["tooling"]["memory"])' "$D/plan.json")" = 3072 ] ||
+		fail "machines: not the defaults"
 	wf "$D/master.user-data" /etc/imgbuild/cluster.env | grep -qx 'K8S_POD_CIDR=10.200.0.0/16' || fail "pod cidr"
 	wf "$D/master.user-data" /etc/imgbuild/cluster.env | grep -qx 'K8S_ADVERTISE_ADDRESS=' || fail "advertise address without a network"
 	[ "$(xorriso -indev "$D/worker-1.seed.iso" -ls / 2>/dev/null | tr '\n' ' ')" = "'meta-data' 'user-data' " ] \
@@ -200,6 +236,16 @@ PY
 	expect_error 2 "no cluster plan in '$T/none': run 'imgbuild cluster plan --master-address ADDR' first" \
 		"$bin" -C "$P" seed worker --plan "$T/none"
 	expect_exit 0 "$bin" -C "$P" seed base -o "$T/seeds" -q
+	# Without a plan the tooling host's seed leaves the nodes to tooling.env's editor.
+	expect_exit 0 "$bin" -C "$P" seed tooling -o "$T/seeds" -q
+	rm -rf "$T/x" && mkdir "$T/x"
+	xorriso -osirrox on -indev "$T/seeds/tooling.seed.iso" -extract / "$T/x" >/dev/null 2>&1 || fail "read tooling seed"
+	grep -qx '      TOOLING_NODES=' "$T/x/user-data" || fail "seed tooling without a plan: $(grep TOOLING_NODES "$T/x/user-data")"
+	# --no-tooling: a plan without the tooling host.
+	expect_exit 0 "$bin" -C "$P" cluster plan --dir "$T/nt" --master-address 10.77.0.10 --network 10.77.0.0/24 --no-tooling
+	grep -q 'and 2 workers, CA' "$T/out" || fail "--no-tooling: $(cat "$T/out")"
+	[ ! -e "$T/nt/tooling.user-data" ] || fail "--no-tooling planned a tooling host"
+	wf "$T/nt/master.user-data" /etc/imgbuild/cluster.env | grep -qx 'K8S_TOOLING_ADDRESS=' || fail "--no-tooling: K8S_TOOLING_ADDRESS"
 	ok "seed: master and worker need a plan; --plan renders any worker-N"
 
 	# ---- bad input: exit 2, one line, nothing written ----
@@ -222,6 +268,15 @@ PY
 	bad "bad --pod-cidr '10.244.0.0': expected an IPv4 network like 10.244.0.0/16" --master-address 10.77.0.10 --pod-cidr 10.244.0.0
 	bad "bad add-on name 'Istio' in --addons: use a-z, 0-9 and '-'" --master-address 10.77.0.10 --addons Istio
 	bad "'cluster plan' needs --master-address ADDR (the master's IPv4 address, which workers join)"
+	bad "bad value 'db=1024' for --memory: expected a number from 256 to 1048576, or ROLE=N items (master, worker, tooling) separated by commas" \
+		--master-address 10.77.0.10 --memory db=1024
+	bad "bad value 'worker=0' for --cpus: expected a number from 1 to 64, or ROLE=N items (master, worker, tooling) separated by commas" \
+		--master-address 10.77.0.10 --cpus worker=0
+	bad "bad value 'efi' for --firmware: expected bios or uefi" --master-address 10.77.0.10 --firmware efi
+	bad "--network has no address left for the tooling host after 4 workers (a larger network, or --no-tooling)" \
+		--master-address 10.77.0.1 --network 10.77.0.0/28 --workers 4
+	bad "master address 10.77.0.13 is the tooling host's (the one after the workers'): another master address, or --no-tooling" \
+		--master-address 10.77.0.13 --network 10.77.0.0/24
 	# A bad option leaves an existing plan as it was.
 	(cd "$D" && sha256sum ./*) >"$T/sums2"
 	expect_exit 2 "$bin" -C "$P" cluster plan --master-address 10.77.0.10 --ssh-key "$T/nokey.pub" --rotate

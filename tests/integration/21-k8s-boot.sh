@@ -7,8 +7,11 @@
 # into k8s.io and pinned, kubeadm invoked with the configuration rendered from user-data
 # (init on the master, join on the worker with the master's address, token and CA hash),
 # the add-ons applied, the secrets' files mode 0600, each node reaching the other on the
-# private network; `cluster status --json` reporting both running with cloud-init done;
-# and after `cluster down` no QEMU or hub of the directory and no overlay left.
+# private network; a key given with --ssh-key let in as well as the cluster's own;
+# `cluster status --json` reporting both running with cloud-init done, their memory per
+# role, kubelet active, and each node's Ready condition as the master's kubectl answers it
+# (n/a while no control plane answers); and after `cluster down` no QEMU or hub of the
+# directory and no overlay left.
 #
 # Upstream kubeadm, kubelet, kubectl and the control-plane images cannot be downloaded
 # here: 10-build baked stand-ins for them (tests/k8s/mkpayloads.py). With
@@ -37,10 +40,14 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 1' INT TERM
 
+# A key of the user's, authorized besides the cluster's own.
+rm -f "$T/user" "$T/user.pub"
+ssh-keygen -q -t ed25519 -N '' -C user@21-k8s-boot -f "$T/user" || fail "ssh-keygen"
+
 # --keep: on failure the machines stay up for their serial logs; cleanup stops them.
 start=$(date +%s)
 "$IMGBUILD" -C "$P" cluster up --dir "$D" --workers 1 --no-tooling --timeout "$LIMIT" --keep \
-	>"$T/up.out" 2>&1 || {
+	--ssh-key "$T/user.pub" >"$T/up.out" 2>&1 || {
 	cat "$T/up.out"
 	for h in master worker-1; do
 		echo "--- $h serial (tail)"
@@ -62,6 +69,13 @@ on() { # on HOST COMMAND: run as root in the guest
 }
 on master true || fail "no SSH to the master with the cluster's key"
 on worker-1 true || fail "no SSH to the worker with the cluster's key"
+for h in master worker-1; do
+	port=$(python3 -c 'import json,sys; print([v["ssh_port"] for v in json.load(open(sys.argv[1]))["hosts"] if v["name"] == sys.argv[2]][0])' "$D/state.json" "$h")
+	ssh -i "$T/user" -p "$port" -o IdentitiesOnly=yes -o BatchMode=yes -o StrictHostKeyChecking=no \
+		-o UserKnownHostsFile=/dev/null -o LogLevel=ERROR debian@127.0.0.1 true </dev/null ||
+		fail "$h: the key of --ssh-key is not let in"
+done
+ok "SSH to both with the cluster's key and with the key given to --ssh-key"
 
 for node in master worker-1; do
 	h=$(on "$node" hostname)
@@ -116,12 +130,13 @@ hosts = {h["name"]: h for h in s["hosts"]}
 assert sorted(hosts) == ["master", "worker-1"], hosts
 assert s["hub"] == "running"
 for h in hosts.values():
-    assert h["state"] == "running" and h["cloud_init"] == "done" and h["check"], h
-    print("%s: %s, check: %s" % (h["name"], h["address"], h["check"]))
+    assert h["state"] == "running" and h["cloud_init"] == "done" and h["kubelet"] == "active", h
+    print("%s: %s, %d MiB, check: %s" % (h["name"], h["address"], h["memory"], h["check"]))
+assert (hosts["master"]["memory"], hosts["worker-1"]["memory"]) == (2048, 1024), hosts
 PY
 "$IMGBUILD" cluster status --dir "$D" >"$T/status.txt" || fail "cluster status"
-grep -q '^master .*running .*done' "$T/status.txt" || { cat "$T/status.txt"; fail "cluster status table"; }
-ok "cluster status: both running, cloud-init done, role checks answered over SSH"
+grep -q '^master .*running .*done .*kubelet active' "$T/status.txt" || { cat "$T/status.txt"; fail "cluster status table"; }
+ok "cluster status: both running with their role's memory, cloud-init done, kubelet active (asked over SSH)"
 
 # After `cluster down`: no QEMU or hub of this directory, no overlay, the plan kept.
 down_check() {
@@ -142,6 +157,10 @@ if [ "$REAL" = 1 ]; then
 		sleep 10
 	done
 	ok "real kubeadm: kubectl get nodes shows master and worker-1 Ready"
+	"$IMGBUILD" cluster status --dir "$D" --json >"$T/status.json" || fail "cluster status --json"
+	python3 -c 'import json,sys; s=json.load(open(sys.argv[1])); assert s["control_plane"] and all(h["node"] == "Ready" for h in s["hosts"]), s' "$T/status.json" ||
+		{ cat "$T/status.json"; fail "cluster status does not show both nodes Ready"; }
+	ok "cluster status: both nodes Ready, as the master's kubectl says"
 	down_check
 	exit 0
 fi
@@ -170,6 +189,46 @@ for want in "10.77.0.10:6443" "$TOKEN" "$CAHASH" 'node-ip: "10.77.0.11"'; do
 	grep -q "$want" "$T/w.join.yaml" || { cat "$T/w.join.yaml"; fail "join.yaml lacks $want"; }
 done
 ok "worker: kubeadm join ran with the master's address, the token and the CA hash from the plan"
-echo "NOTE: no real control plane was started: kubeadm, kubelet, kubectl and the images were stand-ins (set IMGBUILD_K8S_REAL=1 with real payloads)"
+
+# Node readiness in `cluster status`: no control plane runs, so the stand-in kubectl
+# answers nothing and status says n/a. Then a second stand-in, put first on root's PATH
+# (sudo's secure_path has /usr/local/bin before /usr/bin), answers `get nodes` from a
+# fixture (a node list as kubectl prints it: master Ready, worker-1 not), which status
+# must read back per node. (A changed stand-in in tests/k8s/mkpayloads.py would not reach
+# the images through a warm download cache: the published checksum is cached by URL.)
+node_states() {
+	"$IMGBUILD" cluster status --dir "$D" --json >"$T/status.json" || fail "cluster status --json"
+	python3 -c 'import json,sys; s=json.load(open(sys.argv[1])); print(s["control_plane"], " ".join("%s=%s" % (h["name"], h["node"]) for h in s["hosts"]))' "$T/status.json"
+}
+got=$(node_states)
+[ "$got" = "False master=n/a worker-1=n/a" ] || { cat "$T/status.json"; fail "status without a control plane: $got"; }
+cat >"$T/kubectl" <<'EOF'
+#!/bin/sh
+# 21-k8s-boot's stand-in: `get nodes` from the fixture, anything else to /usr/bin/kubectl.
+case " $* " in
+*" get nodes "*)
+	echo "imgbuild-test: stand-in kubectl answers get nodes from /var/lib/imgbuild-test/nodes.json" >&2
+	exec cat /var/lib/imgbuild-test/nodes.json ;;
+esac
+exec /usr/bin/kubectl "$@"
+EOF
+"$IMGBUILD" cluster ssh master --dir "$D" -- 'sudo sh -c "cat >/usr/local/bin/kubectl && chmod 0755 /usr/local/bin/kubectl"' <"$T/kubectl" ||
+	fail "cannot put the kubectl stand-in on the master"
+cat >"$T/nodes.json" <<'EOF'
+{"apiVersion": "v1", "kind": "List", "metadata": {"resourceVersion": ""}, "items": [
+ {"apiVersion": "v1", "kind": "Node", "metadata": {"name": "master"},
+  "status": {"conditions": [{"type": "MemoryPressure", "status": "False"}, {"type": "Ready", "status": "True", "reason": "KubeletReady"}]}},
+ {"apiVersion": "v1", "kind": "Node", "metadata": {"name": "worker-1"},
+  "status": {"conditions": [{"type": "Ready", "status": "False", "reason": "KubeletNotReady"}]}}]}
+EOF
+"$IMGBUILD" cluster ssh master --dir "$D" -- 'sudo sh -c "mkdir -p /var/lib/imgbuild-test && cat >/var/lib/imgbuild-test/nodes.json"' <"$T/nodes.json" ||
+	fail "cannot put the fixture on the master"
+got=$(node_states)
+[ "$got" = "True master=Ready worker-1=NotReady" ] || { cat "$T/status.json"; fail "status with the fixture: $got"; }
+"$IMGBUILD" cluster status --dir "$D" >"$T/status.txt" || fail "cluster status"
+grep -q '^worker-1 .*kubelet active, node NotReady' "$T/status.txt" || { cat "$T/status.txt"; fail "cluster status table"; }
+ok "cluster status: node n/a while no control plane answers; Ready and NotReady per node from the master's kubectl (a stand-in answering from a fixture)"
+echo "NOTE: no real control plane was started: kubeadm, kubelet, kubectl and the images were stand-ins (set IMGBUILD_K8S_REAL=1 with real payloads); the node list cluster status read came from a fixture through a test stand-in of kubectl"
+echo "NOTE: not booted here: UEFI (--firmware uefi) and the tooling host in the cluster (unit tests check their QEMU command lines and seeds)"
 down_check
 exit 0

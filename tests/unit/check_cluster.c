@@ -492,6 +492,110 @@ START_TEST(test_plan_load)
 }
 END_TEST
 
+/* A tooling host: the address after the workers', named in the nodes' cluster.env, its own
+ * files; machines' sizes recorded and read back. */
+START_TEST(test_plan_tooling)
+{
+	struct ib_cluster_plan a, b, c;
+	struct ib_cluster_opts o = opts();
+	int memory[IB_ROLE_N] = {0, 0, 4096}, cpus[IB_ROLE_N] = {2, 0, 0};
+	o.tooling = 1;
+	o.memory = memory;
+	o.cpus = cpus;
+	plan_ok("cl", &o, &a, 0);
+	ck_assert_int_eq(a.has_tooling, 1);
+	ck_assert_str_eq(a.tooling.name, "tooling");
+	ck_assert_str_eq(a.tooling.address, "10.77.0.13");
+	ck_assert_str_eq(a.tooling.mac, "52:54:0a:4d:00:0d");
+	_cleanup_free_ char *nodes = ib_cluster_tooling_nodes(&a);
+	ck_assert_str_eq(nodes, "master=10.77.0.10 worker-1=10.77.0.11 worker-2=10.77.0.12");
+	for (size_t i = 0; i < a.n_hosts; i++) {
+		_cleanup_free_ char *env = ib_cluster_env(&a, &a.hosts[i]);
+		ck_assert_msg(strstr(env, "\nK8S_TOOLING_ADDRESS=10.77.0.13\n"), "%s", env);
+		a.hosts[i].user_data = render_template(&a, &a.hosts[i]);
+	}
+	a.tooling.user_data = xstrdup("#cloud-config\nhostname: tooling\n");
+	struct ib_ctx ctx;
+	ib_ctx_init(&ctx);
+	ck_assert_msg(ib_cluster_plan_write(&ctx, &a, (time_t)1704067200) == 0, "%s", ctx.err);
+	ck_assert_int_eq(mode_of("cl/tooling.user-data"), 0600);
+	ck_assert_int_eq(mode_of("cl/tooling.seed.iso"), 0600);
+	_cleanup_free_ char *json = tu_sh(
+	        "python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); t=d[\"tooling\"]; "
+	        "print(t[\"name\"], t[\"role\"], t[\"address\"], t[\"seed\"], "
+	        "[(r, m[\"memory\"], m[\"cpus\"]) for r, m in d[\"machines\"].items()])' "
+	        "cl/plan.json");
+	ck_assert_str_eq(json, "tooling tooling 10.77.0.13 tooling.seed.iso [('master', 2048, 2), "
+	                       "('worker', 1024, 1), ('tooling', 4096, 1)]\n");
+	ck_assert_msg(ib_cluster_plan_load(&ctx, "cl", &b) == 0, "%s", ctx.err);
+	ck_assert_int_eq(b.has_tooling, 1);
+	ck_assert_str_eq(b.tooling.address, "10.77.0.13");
+	ck_assert_int_eq(b.machines[IB_ROLE_TOOLING].memory, 4096);
+	ck_assert_int_eq(b.machines[IB_ROLE_MASTER].cpus, 2);
+	ck_assert_int_eq(b.machines[IB_ROLE_WORKER].memory, 1024);
+	ib_cluster_plan_release(&b); /* its lock on cl */
+
+	/* Without a tooling host: its files go, the nodes' K8S_TOOLING_ADDRESS is empty, the
+	 * machines are the defaults. */
+	o.tooling = 0;
+	o.memory = o.cpus = NULL;
+	plan_ok("cl", &o, &c, 1);
+	ck_assert_int_eq(c.has_tooling, 0);
+	ck_assert(!ib_exists("cl/tooling.user-data") && !ib_exists("cl/tooling.seed.iso"));
+	_cleanup_free_ char *env = ib_cluster_env(&c, &c.hosts[1]);
+	ck_assert_msg(strstr(env, "\nK8S_TOOLING_ADDRESS=\n"), "%s", env);
+	ck_assert_int_eq(c.machines[IB_ROLE_TOOLING].memory, 3072);
+	ck_assert_int_eq(c.machines[IB_ROLE_MASTER].memory, 2048);
+	_cleanup_free_ char *tnull = tu_sh(
+	        "python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[\"tooling\"])' "
+	        "cl/plan.json");
+	ck_assert_str_eq(tnull, "None\n");
+	ib_cluster_plan_release(&a);
+	ib_cluster_plan_release(&c);
+
+	/* No room after the workers: an error before anything is written. */
+	o = opts();
+	o.tooling = 1;
+	o.network = "10.77.0.0/28";
+	o.workers = 4;
+	ib_ctx_init(&ctx);
+	struct ib_cluster_plan d;
+	ck_assert_int_eq(ib_cluster_plan_init(&ctx, "none", &o, &d), -IB_E_USAGE);
+	ck_assert_str_eq(ctx.err, "--network has no address left for the tooling host after 4 "
+	                          "workers (a larger network, or --no-tooling)");
+	ck_assert(!ib_exists("none"));
+}
+END_TEST
+
+START_TEST(test_machine_parse)
+{
+	struct ib_ctx ctx;
+	ib_ctx_init(&ctx);
+	int m[IB_ROLE_N] = {0};
+	ck_assert_int_eq(ib_machine_parse(&ctx, "--memory", "4096", 256, 1 << 20, m), 0);
+	ck_assert(m[0] == 4096 && m[1] == 4096 && m[2] == 4096);
+	ck_assert_int_eq(
+	        ib_machine_parse(&ctx, "--memory", "tooling=3500,worker=512", 256, 1 << 20, m), 0);
+	ck_assert(m[0] == 4096 && m[1] == 512 && m[2] == 3500);
+	static const char *const bad[] = {
+	        "",     "100",        "tooling=", "db=1024", "tooling=1024,", "master=1024x",
+	        "+512", "tooling=-1", ","};
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+		ib_ctx_init(&ctx);
+		int before[IB_ROLE_N];
+		memcpy(before, m, sizeof(before));
+		int r = ib_machine_parse(&ctx, "--memory", bad[i], 256, 1 << 20, m);
+		ck_assert_msg(r == -IB_E_USAGE, "'%s' accepted", bad[i]);
+		ck_assert_mem_eq(before, m, sizeof(before));
+	}
+	ib_ctx_init(&ctx);
+	ib_machine_parse(&ctx, "--cpus", "master=0", 1, 64, m);
+	ck_assert_str_eq(ctx.err,
+	                 "bad value 'master=0' for --cpus: expected a number from 1 to 64, "
+	                 "or ROLE=N items (master, worker, tooling) separated by commas");
+}
+END_TEST
+
 static void plan_fails(const struct ib_cluster_opts *o, int code, const char *msg)
 {
 	struct ib_ctx ctx;
@@ -566,6 +670,8 @@ static Suite *cluster_suite(void)
 	TU_CASE(s, "plan_reuse_and_rotate", test_plan_reuse_and_rotate);
 	TU_CASE(s, "plan_load", test_plan_load);
 	TU_CASE(s, "plan_errors", test_plan_errors);
+	TU_CASE(s, "plan_tooling", test_plan_tooling);
+	TU_CASE(s, "machine_parse", test_machine_parse);
 	return s;
 }
 

@@ -1,9 +1,16 @@
 /* check_cluster_up.c: what `imgbuild cluster up` does without booting anything: ports,
- * state.json, QEMU's command line, the tooling host's address, and the hub relaying
- * datagrams between three UDP sockets. */
+ * state.json, QEMU's command line (BIOS and UEFI), the tooling host's address, the hub
+ * relaying datagrams between three UDP sockets, what `cluster status` makes of its checks'
+ * answers; and `cluster up` itself run with a stand-in QEMU, failing (--timeout) or
+ * interrupted (SIGINT, SIGTERM): nothing left running or on disk. */
 #include <arpa/inet.h>
+#include <dirent.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <regex.h>
+#include <signal.h>
+#include <sys/wait.h>
 #include <sys/socket.h>
 #include <time.h>
 
@@ -28,6 +35,16 @@ static int bound(int type, int port, int *ret_port)
 		ck_assert_int_eq(listen(fd, 1), 0);
 	*ret_port = ntohs(sa.sin_port);
 	return fd;
+}
+
+/* Does s match the extended regular expression re? */
+static int matches(const char *s, const char *re)
+{
+	regex_t rx;
+	ck_assert_int_eq(regcomp(&rx, re, REG_EXTENDED | REG_NOSUB), 0);
+	int ok = regexec(&rx, s, 0, NULL, 0) == 0;
+	regfree(&rx);
+	return ok;
 }
 
 START_TEST(test_port_pick)
@@ -117,6 +134,7 @@ START_TEST(test_state_round_trip)
 	memset(&s, 0, sizeof(s));
 	memset(&back, 0, sizeof(back));
 	snprintf(s.accel, sizeof(s.accel), "tcg");
+	snprintf(s.firmware, sizeof(s.firmware), "uefi");
 	s.hub_pid = 4242;
 	s.hub_port = 50001;
 	add_vm(&s, "master", "master");
@@ -166,7 +184,10 @@ START_TEST(test_qemu_args)
 	                     "hostfwd=tcp:127.0.0.1:6444-:6443,hostfwd=tcp:127.0.0.1:8500-:8500");
 	free(nd);
 	struct strv a = {0};
-	ib_vm_argv(v, "/c", "/c/master.seed.iso", "tcg", 50000, &a);
+	snprintf(s.accel, sizeof(s.accel), "tcg");
+	snprintf(s.firmware, sizeof(s.firmware), "bios");
+	s.hub_port = 50000;
+	ib_vm_argv(v, "/c", "/c/vm/master.seed.iso", &s, &a);
 	struct strbuf sb = STRBUF_INIT;
 	for (size_t i = 0; i < a.n; i++)
 		sb_addf(&sb, "%s%s", i ? " " : "", a.v[i]);
@@ -177,7 +198,7 @@ START_TEST(test_qemu_args)
 	        " -serial file:/c/vm/master.serial ",
 	        " -monitor unix:/c/vm/master.monitor,server=on,wait=off ",
 	        " -drive file=/c/vm/master.qcow2,if=virtio,format=qcow2 ",
-	        " -drive file=/c/master.seed.iso,if=virtio,format=raw,readonly=on ",
+	        " -drive file=/c/vm/master.seed.iso,if=virtio,format=raw,readonly=on ",
 	        " -device virtio-net-pci,netdev=n0,mac=52:55:0a:4d:00:0a ",
 	        " -netdev socket,id=n1,udp=127.0.0.1:50000,localaddr=127.0.0.1:40001 ",
 	        " -device virtio-net-pci,netdev=n1,mac=52:54:0a:4d:00:0a",
@@ -185,6 +206,22 @@ START_TEST(test_qemu_args)
 	for (size_t i = 0; i < ARRAY_SIZE(want); i++)
 		ck_assert_msg(strstr(sb_str(&sb), want[i]), "no '%s' in %s", want[i], sb_str(&sb));
 	ck_assert_ptr_null(a.v[a.n]);
+	ck_assert_ptr_null(strstr(sb_str(&sb), "pflash"));
+	sb_release(&sb);
+	strv_release(&a);
+
+	/* UEFI: OVMF's code read-only before the disk, the machine's own variable store. */
+	snprintf(s.firmware, sizeof(s.firmware), "uefi");
+	v->memory = 3072;
+	v->cpus = 2;
+	ib_vm_argv(v, "/c", "/c/vm/master.seed.iso", &s, &a);
+	for (size_t i = 0; i < a.n; i++)
+		sb_addf(&sb, "%s%s", i ? " " : "", a.v[i]);
+	const char *uefi = " -m 3072 -smp 2 .* -drive "
+	                   "if=pflash,format=raw,unit=0,readonly=on,file=" IB_OVMF_CODE
+	                   " -drive if=pflash,format=raw,unit=1,file=/c/vm/master.vars.fd"
+	                   " -drive file=/c/vm/master.qcow2,";
+	ck_assert_msg(matches(sb_str(&sb), uefi), "no '%s' in %s", uefi, sb_str(&sb));
 	sb_release(&sb);
 	strv_release(&a);
 	/* Not a QEMU of this directory: this very process. */
@@ -317,6 +354,327 @@ START_TEST(test_hub)
 }
 END_TEST
 
+/* `cluster status`'s reading of `kubectl get nodes -o json` (as kubectl 1.30 prints it,
+ * trimmed) and of the tooling host's answer. */
+START_TEST(test_status_checks)
+{
+	static const char nodes[] =
+	        "{\"apiVersion\": \"v1\", \"kind\": \"List\", \"items\": ["
+	        "{\"kind\": \"Node\", \"metadata\": {\"name\": \"master\"}, \"status\": "
+	        "{\"conditions\": [{\"type\": \"MemoryPressure\", \"status\": \"False\"}, "
+	        "{\"type\": \"Ready\", \"status\": \"True\", \"reason\": \"KubeletReady\"}]}},"
+	        "{\"kind\": \"Node\", \"metadata\": {\"name\": \"worker-1\"}, \"status\": "
+	        "{\"conditions\": [{\"type\": \"Ready\", \"status\": \"False\"}]}},"
+	        "{\"kind\": \"Node\", \"metadata\": {\"name\": \"worker-2\"}, \"status\": {}}"
+	        "], \"metadata\": {\"resourceVersion\": \"\"}}";
+	ck_assert_str_eq(ib_node_state(nodes, "master"), "Ready");
+	ck_assert_str_eq(ib_node_state(nodes, "worker-1"), "NotReady");
+	ck_assert_str_eq(ib_node_state(nodes, "worker-2"), "NotReady");
+	ck_assert_str_eq(ib_node_state(nodes, "worker-3"), "not joined");
+	ck_assert_str_eq(ib_node_state("{\"kind\":\"NodeList\",\"items\":[]}", "master"),
+	                 "not joined");
+	/* No control plane: nothing, kubectl's error text, another kind of list. */
+	ck_assert_ptr_null(ib_node_state(NULL, "master"));
+	ck_assert_ptr_null(ib_node_state("", "master"));
+	ck_assert_ptr_null(ib_node_state("The connection to the server was refused", "master"));
+	ck_assert_ptr_null(ib_node_state("{\"kind\":\"PodList\",\"items\":[]}", "master"));
+
+	char *t = ib_tooling_state("active\nrunning\nrunning\nexited\n");
+	ck_assert_str_eq(t, "active, 2/3 containers running");
+	free(t);
+	t = ib_tooling_state("activating\n");
+	ck_assert_str_eq(t, "activating, 0/0 containers running");
+	free(t);
+	t = ib_tooling_state("");
+	ck_assert_str_eq(t, "unknown");
+	free(t);
+}
+END_TEST
+
+/* ---- `cluster up` that fails or is interrupted, with a stand-in QEMU ---- */
+
+/* The stand-in for qemu-system-x86_64: no machine boots (nothing of cloud-init ever shows
+ * on the serial); a process stays up as a daemonized QEMU would, named by its pid file in
+ * DIR/vm/ as QEMU's command line is. It logs its arguments, notes every -drive file that is
+ * missing, and keeps a copy of the seed for the test to read. */
+static const char fake_qemu[] =
+        "#!/bin/sh\n"
+        "log=$FAKE_QEMU_LOG\n"
+        "echo \"$*\" >>\"$log/args\"\n"
+        "prev= pidfile= name=\n"
+        "for a; do\n"
+        "  case $prev in\n"
+        "  -pidfile) pidfile=$a ;;\n"
+        "  -name) name=${a#imgbuild-} ;;\n"
+        "  -drive) f=${a#*file=}; f=${f%%,*}; [ -e \"$f\" ] || echo \"missing $f\" "
+        ">>\"$log/missing\"\n"
+        "    case $a in *seed.iso*) cp \"$f\" \"$log/$name.seed.iso\" ;; esac ;;\n"
+        "  esac\n"
+        "  prev=$a\n"
+        "done\n"
+        "sh -c 'echo $$ >\"$1\"; while :; do sleep 1; done' fake-qemu-guest \"$pidfile\" "
+        "</dev/null >/dev/null 2>&1 &\n"
+        "while [ ! -s \"$pidfile\" ]; do sleep 0.1; done\n";
+
+static char up_cluster[4200];
+
+/* A project with master, worker and tooling images (empty qcow2s: nothing boots them) and the
+ * repository's user-data templates, the stand-in QEMU first on PATH. */
+static void up_project(void)
+{
+	tu_write("imgbuild.yaml",
+	         "project: quode-sre\n"
+	         "debian:\n  suite: bookworm\n  mirror: http://deb.debian.org/debian\n"
+	         "  architecture: amd64\n"
+	         "output:\n  dir: out\n");
+	tu_write("images/base.yaml", "description: base\n");
+	tu_write("images/master.yaml", "description: master\nextends: base\n");
+	tu_write("images/worker.yaml", "description: worker\nextends: base\n");
+	tu_write("images/tooling.yaml", "description: tooling\nextends: base\n");
+	tu_write("bin/qemu-system-x86_64", fake_qemu);
+	ck_assert_int_eq(chmod("bin/qemu-system-x86_64", 0755), 0);
+	ck_assert_int_eq(ib_mkdir_p(&(struct ib_ctx){0}, "log", 0755), 0);
+	tu_write("extra.pub",
+	         "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFakeKeyForTheUnitTest extra@test\n");
+	_cleanup_free_ char *cp = xasprintf("cp -r '%s/cloud-init' . && mkdir -p out && "
+	                                    "qemu-img create -q -f qcow2 out/master.qcow2 64M && "
+	                                    "qemu-img create -q -f qcow2 out/worker.qcow2 64M && "
+	                                    "qemu-img create -q -f qcow2 out/tooling.qcow2 64M",
+	                                    tu_oldcwd);
+	free(tu_sh(cp));
+	snprintf(up_cluster, sizeof(up_cluster), "%s/out/cluster", tu_dir);
+	_cleanup_free_ char *path = xasprintf("%s/bin:%s", tu_dir, getenv("PATH"));
+	setenv("PATH", path, 1);
+	_cleanup_free_ char *log = xasprintf("%s/log", tu_dir);
+	setenv("FAKE_QEMU_LOG", log, 1);
+	setenv("IMGBUILD_QEMU_ACCEL", "tcg", 1);
+}
+
+static const char *imgbuild_bin(void)
+{
+	static char path[4200];
+	const char *env = getenv("IMGBUILD");
+	snprintf(path, sizeof(path), "%s", env && *env ? env : "");
+	if (!*path)
+		snprintf(path, sizeof(path), "%s/build/imgbuild", tu_oldcwd);
+	ck_assert_msg(access(path, X_OK) == 0, "no imgbuild binary at %s (set IMGBUILD)", path);
+	return path;
+}
+
+/* `imgbuild cluster up` with these extra arguments, its stderr in up.err; its pid. */
+static pid_t start_up(const char *const *extra)
+{
+	const char *argv[32] = {imgbuild_bin(), "-C", tu_dir, "cluster", "up", "--workers", "1"};
+	size_t n = 7;
+	for (size_t i = 0; extra[i]; i++)
+		argv[n++] = extra[i];
+	pid_t pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		int fd = open("up.err", O_WRONLY | O_CREAT | O_TRUNC, 0644);
+		dup2(fd, 2);
+		int null = open("/dev/null", O_RDWR);
+		dup2(null, 0);
+		dup2(null, 1);
+		execv(argv[0], (char **)argv);
+		_exit(127);
+	}
+	return pid;
+}
+
+/* Its exit status within 60 s (-1: still running, then killed). */
+static int wait_exit(pid_t pid)
+{
+	int st = 0;
+	for (int i = 0; i < 600; i++) {
+		if (waitpid(pid, &st, WNOHANG) == pid)
+			return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+		struct timespec ts = {0, 100 * 1000 * 1000};
+		nanosleep(&ts, NULL);
+	}
+	kill(pid, SIGKILL);
+	waitpid(pid, &st, 0);
+	return -1;
+}
+
+/* The processes whose command line names the cluster directory (QEMU, the hub), one
+ * "pid: command line" each. Caller frees. */
+static char *left_running(int kill_them)
+{
+	struct strbuf sb = STRBUF_INIT;
+	DIR *d = opendir("/proc");
+	ck_assert_ptr_nonnull(d);
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		if (de->d_name[0] < '1' || de->d_name[0] > '9')
+			continue;
+		_cleanup_free_ char *path = xasprintf("/proc/%s/cmdline", de->d_name);
+		int fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			continue;
+		char buf[8192];
+		ssize_t n = read(fd, buf, sizeof(buf) - 1);
+		close(fd);
+		if (n <= 0)
+			continue;
+		for (ssize_t i = 0; i < n; i++)
+			if (!buf[i])
+				buf[i] = ' ';
+		buf[n] = '\0';
+		if (strstr(buf, up_cluster) && atoi(de->d_name) != getpid()) {
+			sb_addf(&sb, "%s: %s\n", de->d_name, buf);
+			if (kill_them)
+				kill(atoi(de->d_name), SIGKILL); /* a failing test leaves nothing */
+		}
+	}
+	closedir(d);
+	return sb_take(&sb);
+}
+
+/* Nothing of a run is left: no process, no overlay or seed (vm/), no state; the plan stays
+ * and `cluster status` says no cluster is up. */
+static void check_nothing_left(const char *how)
+{
+	_cleanup_free_ char *procs = left_running(1);
+	ck_assert_msg(!*procs, "%s: still running: %s", how, procs);
+	_cleanup_free_ char *vm = xasprintf("%s/vm", up_cluster);
+	_cleanup_free_ char *state = xasprintf("%s/state.json", up_cluster);
+	_cleanup_free_ char *plan = xasprintf("%s/plan.json", up_cluster);
+	ck_assert_msg(!ib_exists(vm), "%s: %s is left", how, vm);
+	ck_assert_msg(!ib_exists(state), "%s: %s is left", how, state);
+	ck_assert_msg(ib_exists(plan), "%s: the plan is gone", how);
+	_cleanup_free_ char *cmd =
+	        xasprintf("'%s' cluster status --dir '%s' 2>&1; echo \"exit $?\"", imgbuild_bin(),
+	                  up_cluster);
+	_cleanup_free_ char *out = tu_sh(cmd);
+	ck_assert_msg(strstr(out, "no cluster is up in") && strstr(out, "exit 2"),
+	              "%s: cluster status says: %s", how, out);
+}
+
+static char *slurp(const char *path)
+{
+	struct ib_ctx ctx;
+	ib_ctx_init(&ctx);
+	char *text = NULL;
+	size_t len = 0;
+	ck_assert_msg(ib_read_file(&ctx, path, 64u << 20, &text, &len) == 0, "%s", ctx.err);
+	/* Seeds hold NULs: make them searchable as text. */
+	for (size_t i = 0; i < len; i++)
+		if (!text[i])
+			text[i] = '\n';
+	return text;
+}
+
+START_TEST(test_up_timeout)
+{
+	up_project();
+	const char *extra[] = {"--timeout",   "3",          "--ssh-key", "extra.pub", "--memory",
+	                       "worker=1536", "--firmware", "uefi",      NULL};
+	if (access(IB_OVMF_CODE, R_OK) < 0)
+		extra[6] = NULL; /* no OVMF here: BIOS only (make deps installs it) */
+	int st = wait_exit(start_up(extra));
+	_cleanup_free_ char *err = slurp("up.err");
+	ck_assert_msg(st == 1, "cluster up exited %d: %s", st, err);
+	/* Exit 1 is also what a sanitizer report gives. */
+	ck_assert_msg(!strstr(err, "Sanitizer") && !strstr(err, "runtime error:"), "%s", err);
+	ck_assert_msg(strstr(err,
+	                     "imgbuild: error: cloud-init did not finish within 3s on: master, "
+	                     "worker-1, tooling"),
+	              "%s", err);
+	check_nothing_left("after a failed up (--timeout 3)");
+
+	/* What QEMU was given: memory per role (the plan's default for the master, --memory
+	 * for the worker), the firmware, every drive present when it started. */
+	_cleanup_free_ char *args = slurp("log/args");
+	ck_assert_msg(matches(args, "-name imgbuild-master .*-m 2048 -smp 1 "), "%s", args);
+	ck_assert_msg(matches(args, "-name imgbuild-worker-1 .*-m 1536 -smp 1 "), "%s", args);
+	ck_assert_msg(matches(args, "-name imgbuild-tooling .*-m 3072 -smp 1 "), "%s", args);
+	/* The tooling host's forwards: Grafana, Jenkins, the two Adminers. */
+	ck_assert_msg(matches(args,
+	                      "-name imgbuild-tooling .*hostfwd=tcp:127.0.0.1:[0-9]+-:3000,"
+	                      "hostfwd=tcp:127.0.0.1:[0-9]+-:8084,hostfwd=tcp:127.0.0.1:[0-9]+-:"
+	                      "8181,hostfwd=tcp:127.0.0.1:[0-9]+-:8282 "),
+	              "%s", args);
+	if (extra[6])
+		ck_assert_msg(matches(args, "-name imgbuild-worker-1 .*if=pflash,format=raw,unit=1,"
+		                            "file=[^ ]*/out/cluster/vm/worker-1.vars.fd "),
+		              "%s", args);
+	ck_assert_msg(!ib_exists("log/missing"), "drives missing when QEMU started");
+
+	/* Each seed authorizes the cluster's own key and the one of --ssh-key. */
+	_cleanup_free_ char *own = xasprintf("%s/id_ed25519.pub", up_cluster);
+	_cleanup_free_ char *own_key = slurp(own);
+	own_key[strcspn(own_key, " ")] = '\0';
+	char *blob = own_key + strlen(own_key) + 1;
+	blob[strcspn(blob, " ")] = '\0';
+	for (size_t i = 0; i < 2; i++) {
+		_cleanup_free_ char *seed =
+		        slurp(i ? "log/worker-1.seed.iso" : "log/master.seed.iso");
+		ck_assert_msg(strstr(seed, blob), "seed %zu lacks the cluster's key", i);
+		ck_assert_msg(strstr(seed, "AAAAC3NzaC1lZDI1NTE5AAAAIFakeKeyForTheUnitTest"),
+		              "seed %zu lacks the --ssh-key key", i);
+		ck_assert_msg(strstr(seed, "K8S_TOOLING_ADDRESS") || strstr(seed, "cluster_env") ||
+		                      strstr(seed, "write_files"),
+		              "seed %zu holds no user-data", i);
+	}
+	/* The tooling host's seed names the nodes for the stack (TOOLING_NODES) and its address
+	 * on the cluster network, the one after the worker's. */
+	_cleanup_free_ char *tseed = slurp("log/tooling.seed.iso");
+	ck_assert_msg(strstr(tseed, "TOOLING_NODES=master=10.77.0.10 worker-1=10.77.0.11\n"), "%s",
+	              tseed);
+	ck_assert(strstr(tseed, "TOOLING_PRIVATE_ADDR=10.77.0.12\n"));
+	ck_assert(strstr(tseed, "addresses: [10.77.0.12/24]"));
+	ck_assert(strstr(tseed, blob));
+
+	/* The plan's own seeds are left as `cluster plan` made them: no cluster key. */
+	_cleanup_free_ char *plan_seed = xasprintf("%s/master.user-data", up_cluster);
+	_cleanup_free_ char *plan_ud = slurp(plan_seed);
+	ck_assert_ptr_null(strstr(plan_ud, blob));
+}
+END_TEST
+
+/* Interrupted while the machines boot: once both QEMUs run, sig. */
+static void up_interrupted_by(int sig)
+{
+	up_project();
+	const char *extra[] = {"--timeout", "600", NULL};
+	pid_t pid = start_up(extra);
+	_cleanup_free_ char *last = xasprintf("%s/vm/tooling.pid", up_cluster);
+	_cleanup_free_ char *state = xasprintf("%s/state.json", up_cluster);
+	for (int i = 0; i < 600 && !ib_exists(last); i++) {
+		struct timespec ts = {0, 100 * 1000 * 1000};
+		nanosleep(&ts, NULL);
+	}
+	ck_assert_msg(ib_exists(last), "the machines never started");
+	/* A moment for `up` to record the last one and wait, as it would during a boot. */
+	struct timespec ts = {1, 0};
+	nanosleep(&ts, NULL);
+	_cleanup_free_ char *procs = left_running(0);
+	ck_assert_msg(strstr(procs, "fake-qemu-guest") && strstr(procs, "__hub"),
+	              "before the signal: %s", procs);
+	ck_assert(ib_exists(state));
+	kill(pid, sig);
+	int st = wait_exit(pid);
+	_cleanup_free_ char *err = slurp("up.err");
+	ck_assert_msg(st == 1, "cluster up exited %d after signal %d: %s", st, sig, err);
+	ck_assert_msg(!strstr(err, "Sanitizer") && !strstr(err, "runtime error:"), "%s", err);
+	ck_assert_msg(strstr(err, "interrupted"), "%s", err);
+	_cleanup_free_ char *how = xasprintf("after signal %d during up", sig);
+	check_nothing_left(how);
+}
+
+START_TEST(test_up_sigint)
+{
+	up_interrupted_by(SIGINT);
+}
+END_TEST
+
+START_TEST(test_up_sigterm)
+{
+	up_interrupted_by(SIGTERM);
+}
+END_TEST
+
 static Suite *cluster_up_suite(void)
 {
 	Suite *s = suite_create("cluster_up");
@@ -327,6 +685,10 @@ static Suite *cluster_up_suite(void)
 	TU_CASE(s, "extra_host", test_extra_host);
 	TU_CASE(s, "accel_override", test_accel_override);
 	TU_CASE(s, "hub", test_hub);
+	TU_CASE(s, "status_checks", test_status_checks);
+	TU_CASE(s, "up_timeout", test_up_timeout);
+	TU_CASE(s, "up_sigint", test_up_sigint);
+	TU_CASE(s, "up_sigterm", test_up_sigterm);
 	return s;
 }
 
