@@ -25,6 +25,9 @@ const struct command commands[] = {
         {"verify", cmd_verify, "IMAGE",
          "check an image read-only (libguestfs): boot, sealing, role",
          OPT_COMMON | OPT_JSON | OPT_ROLE, 0},
+        {"diff", cmd_diff, "A B",
+         "name the files that differ between two images (libguestfs; exit 1 if any)",
+         OPT_COMMON | OPT_JSON, 0},
         {"publish", cmd_publish, "[ROLE...]",
          "upload built images to AWS as AMIs with their launch templates",
          OPT_COMMON | OPT_OUT | OPT_JSON | OPT_AWS, 0},
@@ -76,6 +79,7 @@ const struct option_doc option_docs[] = {
         {OPT_COPY_TO, "--copy-to REGION", "also copy the AMI there (repeatable, or a,b)"},
         {OPT_INSTANCE_TYPE, "--instance-type TYPE", "launch templates' type (default t3.medium)"},
         {OPT_DRY_RUN, "--dry-run", "print every AWS request, secrets redacted; send none"},
+        {OPT_NO_VERIFY, "--no-verify", "build: skip reading each image back (imgbuild verify)"},
         {OPT_HELP, "-h, --help", "show this help"},
         {0, NULL, NULL},
 };
@@ -115,6 +119,7 @@ enum {
 	LONG_TIMEOUT,
 	LONG_KEEP,
 	LONG_NO_TOOLING,
+	LONG_NO_VERIFY,
 };
 
 static const struct option long_opts[] = {
@@ -153,6 +158,7 @@ static const struct option long_opts[] = {
         {"timeout", required_argument, NULL, LONG_TIMEOUT},
         {"keep", no_argument, NULL, LONG_KEEP},
         {"no-tooling", no_argument, NULL, LONG_NO_TOOLING},
+        {"no-verify", no_argument, NULL, LONG_NO_VERIFY},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, LONG_VERSION},
         /* For the bash completion, so that it never falls out of step with this table. */
@@ -493,6 +499,10 @@ int main(int argc, char **argv)
 			cli.no_tooling = 1;
 			used |= OPT_NO_TOOLING;
 			break;
+		case LONG_NO_VERIFY:
+			cli.no_verify = 1;
+			used |= OPT_NO_VERIFY;
+			break;
 		case LONG_VERSION: printf("imgbuild %s\n", IMGBUILD_VERSION); return 0;
 		case LONG_LIST_CMDS:
 			for (const struct command *k = commands; k->name; k++)
@@ -560,5 +570,6 @@ done:
 		        cli.ctx.err[0] ? cli.ctx.err : ib_strerror(-r));
 		pthread_mutex_unlock(&cli.out_lock);
 	}
-	return ib_exit_status(r);
+	/* A positive result is an exit status without an error (diff: 1, "they differ"). */
+	return r > 0 ? r : ib_exit_status(r);
 }

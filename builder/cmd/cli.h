@@ -50,11 +50,14 @@ enum {
 #define OPT_TIMEOUT    (1ULL << 34) /* --timeout SECONDS */
 #define OPT_KEEP       (1ULL << 35) /* --keep */
 #define OPT_NO_TOOLING (1ULL << 36) /* --no-tooling */
+/* build, all: far from the others' bits, which other commands may claim */
+#define OPT_NO_VERIFY (1ULL << 50) /* --no-verify */
 #define OPT_CLUSTER_UP                                                                             \
 	(OPT_MEMORY | OPT_CPUS | OPT_DISK_SIZE | OPT_TIMEOUT | OPT_KEEP | OPT_NO_TOOLING)
 #define OPT_COMMON (OPT_DIR | OPT_VERBOSE | OPT_QUIET | OPT_HELP)
 #define OPT_BUILD                                                                                  \
-	(OPT_COMMON | OPT_OUT | OPT_JOBS | OPT_JSON | OPT_FORCE | OPT_OFFLINE | OPT_MIRROR)
+	(OPT_COMMON | OPT_OUT | OPT_JOBS | OPT_JSON | OPT_FORCE | OPT_OFFLINE | OPT_MIRROR |       \
+	 OPT_NO_VERIFY)
 /* publish's options */
 #define OPT_AWS                                                                                    \
 	(OPT_REGION | OPT_ENDPOINT | OPT_PROFILE | OPT_CONCURRENCY | OPT_SKIP_HOLES |              \
@@ -110,6 +113,8 @@ struct cli {
 	int timeout;           /* --timeout seconds; 0: 900 */
 	int keep;              /* --keep: leave a cluster that failed to come up running */
 	int no_tooling;        /* --no-tooling */
+
+	int no_verify; /* build, all: --no-verify */
 };
 
 struct command {
@@ -139,6 +144,8 @@ int cmd_help(struct cli *cli, int argc, char **argv);
 int cmd_fetch(struct cli *cli, int argc, char **argv);
 int cmd_cache(struct cli *cli, int argc, char **argv);
 int cmd_verify(struct cli *cli, int argc, char **argv);
+/* Returns 1 (not an error) when the images differ. */
+int cmd_diff(struct cli *cli, int argc, char **argv);
 int cmd_publish(struct cli *cli, int argc, char **argv);
 int cmd_cluster(struct cli *cli, int argc, char **argv);
 /* `all`, then `publish` with --target ami. */
