@@ -179,7 +179,8 @@ static void usage_all(FILE *f)
 	for (const struct option_doc *o = option_docs; o->flags; o++)
 		fprintf(f, "  %-22s %s\n", o->flags, o->help);
 	fprintf(f, "  %-22s %s\n", "--version", "print the version");
-	fprintf(f, "\nexit status: 0 ok, 1 build failure, 2 bad usage or bad spec\n");
+	fprintf(f, "\nexit status: 0 ok, 1 build failure, 2 bad usage or bad spec\n"
+	           "(diff: 0 the same, 1 different, 2 trouble)\n");
 }
 
 void cli_usage(FILE *f, const struct command *c)

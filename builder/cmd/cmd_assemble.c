@@ -29,9 +29,8 @@ static int parse_args(struct ib_ctx *ctx, int argc, char **argv, struct args *a)
 		size_t off;
 	} keys[] = {
 #define K(k) {#k, offsetof(struct args, k)}
-	        K(steps), K(rootfs), K(layer), K(work),   K(tree),   K(raw),
-	        K(size),  K(seed),   K(epoch), K(result), K(remove), K(verbosity),
-	        K(manifest),
+	        K(steps), K(rootfs), K(layer),  K(work),   K(tree),      K(raw),      K(size),
+	        K(seed),  K(epoch),  K(result), K(remove), K(verbosity), K(manifest),
 #undef K
 	};
 	for (int i = 1; i < argc; i++) {

@@ -118,8 +118,9 @@ int cmd_diff(struct cli *cli, int argc, char **argv)
 		else
 			print_text(&res);
 		if (cli->verbosity > 1)
-			fprintf(stderr, "imgbuild: %zu of %zu and %zu paths differ (appliance %s: "
-			                "launch %.1fs, all %.1fs)\n",
+			fprintf(stderr,
+			        "imgbuild: %zu of %zu and %zu paths differ (appliance %s: "
+			        "launch %.1fs, all %.1fs)\n",
 			        res.n, res.entries_a, res.entries_b, res.accel, res.launch_seconds,
 			        res.seconds);
 		r = res.n ? 1 : 0;

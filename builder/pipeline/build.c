@@ -20,8 +20,9 @@
 #include "verify/verify.h"
 
 static const char *const stage_names[IB_STAGE__MAX] = {
-        [IB_STAGE_FETCH] = "fetch", [IB_STAGE_ROOTFS] = "rootfs", [IB_STAGE_LAYER] = "layer",
-        [IB_STAGE_DISK] = "disk",   [IB_STAGE_QCOW2] = "qcow2",   [IB_STAGE_MANIFEST] = "manifest",
+        [IB_STAGE_FETCH] = "fetch",   [IB_STAGE_ROOTFS] = "rootfs",
+        [IB_STAGE_LAYER] = "layer",   [IB_STAGE_DISK] = "disk",
+        [IB_STAGE_QCOW2] = "qcow2",   [IB_STAGE_MANIFEST] = "manifest",
         [IB_STAGE_VERIFY] = "verify",
 };
 
@@ -363,6 +364,8 @@ static int do_verify(struct job *j)
 			       rep.results[i].detail);
 	j->res->seconds[IB_STAGE_VERIFY] = rep.seconds;
 	j->verified = r == 0;
+	if (r < 0 && r != -IB_E_VERIFY && r != -IB_E_INTERRUPTED)
+		ib_error_prefix(&j->ctx, "reading the image back (--no-verify skips it)");
 	ib_verify_report_release(&rep);
 	return r;
 }

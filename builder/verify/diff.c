@@ -115,9 +115,9 @@ static int list_names(struct vctx *v, const char *mnt, struct tree *t)
 
 /* The entries in one directory, for lstatnslist and readlinklist (which take base names). */
 struct group {
-	char *dir;             /* mnt/parent */
-	size_t *idx;           /* indexes into the tree */
-	const char **names;    /* their base names, NULL-terminated */
+	char *dir;          /* mnt/parent */
+	size_t *idx;        /* indexes into the tree */
+	const char **names; /* their base names, NULL-terminated */
 	size_t n;
 };
 
@@ -173,8 +173,8 @@ static int stat_group(struct vctx *v, struct tree *t, struct group *gr)
 			             v_err(v));
 		for (size_t i = 0; r == 0 && i < links.n; i++) {
 			if (!targets[i]) {
-				r = ib_error(v->ctx, IB_E_LIB, "readlinklist of %s: too few answers",
-				             gr->dir);
+				r = ib_error(v->ctx, IB_E_LIB,
+				             "readlinklist of %s: too few answers", gr->dir);
 				break;
 			}
 			t->v[link_idx[i]].s.target = xstrdup(targets[i]);

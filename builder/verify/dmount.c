@@ -77,7 +77,8 @@ static void mount_fstab(struct vctx *v, const struct strv *cands, const char *ro
 		const char *spec = strtok_r(line, " \t", &fsave);
 		const char *mp = spec ? strtok_r(NULL, " \t", &fsave) : NULL;
 		const char *type = mp ? strtok_r(NULL, " \t", &fsave) : NULL;
-		if (!type || spec[0] == '#' || mp[0] != '/' || streq(mp, "/") || streq(type, "swap"))
+		if (!type || spec[0] == '#' || mp[0] != '/' || streq(mp, "/") ||
+		    streq(type, "swap"))
 			continue;
 		const char *dev = NULL;
 		for (size_t i = 0; i < cands->n && !dev; i++)
@@ -104,7 +105,8 @@ int d_mount_image(struct vctx *v, const char *disk, const char *mnt, const char 
 		if (guestfs_is_file(v->g, fstab) > 0)
 			root = cands.v[i];
 		else if (guestfs_umount(v->g, mnt) < 0)
-			r = ib_error(v->ctx, IB_E_LIB, "cannot unmount %s: %s", cands.v[i], v_err(v));
+			r = ib_error(v->ctx, IB_E_LIB, "cannot unmount %s: %s", cands.v[i],
+			             v_err(v));
 	}
 	/* A disk with one filesystem and no fstab is compared as it is. */
 	if (!root && r == 0 && cands.n == 1 && guestfs_mount_ro(v->g, cands.v[0], mnt) == 0)
