@@ -67,6 +67,10 @@ int ib_assemble_here(struct ib_ctx *ctx, const struct ib_assemble_opts *o, unsig
                      struct ib_assemble_result *ret)
 {
 	int r;
+	/* Directories that no tar names (parents of the layer's files, /boot/grub, mount
+	 * points) are made here: the caller's umask must not reach the image (a build under
+	 * umask 027 made them 0750). Every build of this process wants the same value. */
+	umask(022);
 	/* A user namespace cannot create device nodes: root's tree has them, ours not. */
 	unsigned xflags = o->userns ? IB_EXTRACT_NO_DEVICES : 0;
 

@@ -282,11 +282,34 @@ static int checksum_all(struct vctx *v, const char *mnt, struct tree *t)
 	return 0;
 }
 
+/* The root directory itself, which find0 does not name: it sorts first, as "" (after
+ * stat_all, which takes names in directories). */
+static int stat_root(struct vctx *v, const char *mnt, struct tree *t)
+{
+	struct guestfs_statns *st = guestfs_lstatns(v->g, mnt);
+	if (!st)
+		return ib_error(v->ctx, IB_E_LIB, "cannot stat %s: %s", mnt, v_err(v));
+	t->v = xrealloc(t->v, (t->n + 1) * sizeof(*t->v));
+	memmove(t->v + 1, t->v, t->n * sizeof(*t->v));
+	t->n++;
+	t->v[0] = (struct dent){.path = xstrdup("")};
+	struct ib_diff_side *s = &t->v[0].s;
+	s->present = 1;
+	s->type = type_of((mode_t)st->st_mode);
+	s->mode = (unsigned)st->st_mode & 07777;
+	s->uid = st->st_uid;
+	s->gid = st->st_gid;
+	guestfs_free_statns(st);
+	return 0;
+}
+
 static int read_tree(struct vctx *v, const char *mnt, struct tree *t)
 {
 	int r = list_names(v, mnt, t);
 	if (r == 0)
 		r = stat_all(v, mnt, t);
+	if (r == 0)
+		r = stat_root(v, mnt, t);
 	if (r == 0)
 		r = checksum_all(v, mnt, t);
 	return r;

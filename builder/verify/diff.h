@@ -6,9 +6,10 @@
  * filesystem UUIDs never mix), under /a and /b. Both trees are then listed, stat'ed and
  * checksummed inside the appliance; only names, metadata and digests come out.
  *
- * Compared per path: file type, permission bits, owner (numeric uid and gid), content
- * (sha256 of regular files, device numbers of devices) and symlink targets. Not compared:
- * times, extended attributes, hard links.
+ * Compared per path, "/" included: file type, permission bits, owner (numeric uid and
+ * gid), content (sha256 of regular files, device numbers of devices) and symlink targets.
+ * Not compared: times, extended attributes, hard links, and the directories that another
+ * filesystem is mounted on (the mounted root is seen there, as on a running system).
  */
 #pragma once
 

@@ -2,13 +2,13 @@
 # `imgbuild diff A B`: two small GPT disks laid out like imgbuild's (an ESP and an ext4 root
 # whose fstab mounts the ESP by its volume id), with the same filesystem ids in both as two
 # builds of one role have, and known differences: a file added, one removed, contents
-# changed (on the root and on the ESP), a mode, an owner, a symlink target, a file become a
-# directory, and a name with a newline. The output must be exactly those, no more and no
+# changed (on the root and on the ESP), modes (of a file and of the root directory), an
+# owner, a symlink target, a file become a directory, and a name with a newline. The output must be exactly those, no more and no
 # less; an identical copy gives nothing and exit 0; usage errors and unreadable images
 # exit 2. Three appliance launches in all.
 . "$(dirname "$0")/../lib.sh"
 t_init 14-diff
-for p in sfdisk mkfs.ext4 mkfs.fat mcopy python3; do
+for p in sfdisk mkfs.ext4 debugfs mkfs.fat mcopy python3; do
 	command -v $p >/dev/null || skip "$p is missing (make deps)"
 done
 [ "$(id -u)" = 0 ] || skip "the trees need files owned by another user: run as root"
@@ -43,6 +43,8 @@ mkdisk() {
 	MTOOLS_SKIP_CHECK=1 mcopy -s -i "$T/esp.img" "$3/EFI" ::/ || fail "mcopy"
 	size=$(( (96 - 9) * 1024 - 1024 ))
 	mkfs.ext4 -q -U $ROOT_UUID -E root_owner=0:0 -d "$2" "$T/root.img" ${size}k >/dev/null || fail "mkfs.ext4"
+	# mkfs.ext4 -d gives the root 0755 whatever the tree's: set it as the tree has it.
+	debugfs -w -R "sif <2> mode 040$(stat -c %a "$2")" "$T/root.img" 2>/dev/null || fail "debugfs"
 	dd if="$T/esp.img" of="$d" bs=512 seek=2048 conv=notrunc,sparse status=none
 	dd if="$T/root.img" of="$d" bs=512 seek=18432 conv=notrunc,sparse status=none
 }
@@ -74,6 +76,7 @@ rm "$B/var/x" && mkdir "$B/var/x" && echo in >"$B/var/x/inner" # type, and added
 printf 'two' >"$B/etc/new
 line"                                        # content, a name with a newline
 echo loader-b >"$B.esp/EFI/BOOT/BOOTX64.EFI" # content on the ESP
+chmod 0750 "$B"                              # the root directory's mode
 export SOURCE_DATE_EPOCH=1700000000
 mkdisk a "$A" "$A.esp"
 mkdisk b "$B" "$B.esp"
@@ -81,6 +84,7 @@ cp "$T/a.raw" "$T/a-copy.raw"
 qemu-img convert -f raw -O qcow2 "$T/b.raw" "$T/b.qcow2" || fail "qemu-img convert"
 
 cat >"$T/expected" <<'EOF'
+mode     /
 content  /boot/efi/EFI/BOOT/BOOTX64.EFI
 added    /etc/added
 target   /etc/link
@@ -126,6 +130,7 @@ assert d["/srv/data"]["a"]["uid"] == 1000 and d["/srv/data"]["b"]["uid"] == 0
 assert d["/etc/link"]["a"]["target"] == "target-b" and d["/etc/link"]["b"]["target"] == "target-a"
 assert d["/var/x"]["a"]["type"] == "d" and d["/var/x"]["b"]["type"] == "f"
 assert "b" not in d["/etc/added"] and d["/etc/old"]["b"]["type"] == "f"
+assert d["/"]["a"]["mode"] == "0750" and d["/"]["b"]["mode"] == "0755", d["/"]
 e = d["/boot/efi/EFI/BOOT/BOOTX64.EFI"]
 assert e["a"]["sha256"] == sha(B + ".esp/EFI/BOOT/BOOTX64.EFI"), e
 print(f"B against A: {len(d)} differences, each side's metadata as made")
