@@ -79,7 +79,7 @@ const struct option_doc option_docs[] = {
         {OPT_COPY_TO, "--copy-to REGION", "also copy the AMI there (repeatable, or a,b)"},
         {OPT_INSTANCE_TYPE, "--instance-type TYPE", "launch templates' type (default t3.medium)"},
         {OPT_DRY_RUN, "--dry-run", "print every AWS request, secrets redacted; send none"},
-        {OPT_NO_VERIFY, "--no-verify", "build: skip reading each image back (imgbuild verify)"},
+        {OPT_NO_VERIFY, "--no-verify", "build, all: do not read each image back before it lands"},
         {OPT_HELP, "-h, --help", "show this help"},
         {0, NULL, NULL},
 };
