@@ -16,7 +16,7 @@ now() { date +%s.%N; }
 secs() { echo "$2 - $1" | bc -l | xargs printf '%.1f'; }
 
 echo "== warming the cache (bootstraps once if needed)"
-"$IMGBUILD" -C "$TOP" -o "$OUT" build base -q
+"$IMGBUILD" -C "$TOP" -o "$OUT" build base -q --no-verify
 key=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["inputs"]["rootfs_key"])' "$OUT/base.manifest.json")
 cache=${IMGBUILD_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/imgbuild}
 tar=$cache/rootfs/$key.tar
@@ -25,7 +25,7 @@ echo "root filesystem: $tar ($(du -h "$tar" | cut -f1))"
 
 echo "== imgbuild: build base --force (unpack, layer, GPT+ext4+FAT+GRUB, qcow2, manifest)"
 t0=$(now)
-/usr/bin/time -f '%M' -o "$W/rss-one" "$IMGBUILD" -C "$TOP" -o "$OUT" build base --force --json >"$W/one.json"
+/usr/bin/time -f '%M' -o "$W/rss-one" "$IMGBUILD" -C "$TOP" -o "$OUT" build base --force --no-verify --json >"$W/one.json"
 t1=$(now)
 ib=$(secs "$t0" "$t1")
 rss_own=$(tail -1 "$W/one.json" | python3 -c 'import json,sys; print(json.load(sys.stdin).get("peak_rss_kib", 0))')
@@ -55,13 +55,13 @@ echo "virt-make-fs: ${vm}s"
 
 echo "== warm rebuild of all roles (-j 2, --force)"
 t0=$(now)
-/usr/bin/time -f '%M' -o "$W/rss-all" "$IMGBUILD" -C "$TOP" -o "$OUT" all -j 2 --force --json >"$W/all.json"
+/usr/bin/time -f '%M' -o "$W/rss-all" "$IMGBUILD" -C "$TOP" -o "$OUT" all -j 2 --force --no-verify --json >"$W/all.json"
 t1=$(now)
 all=$(secs "$t0" "$t1")
 
 echo "== no-op all"
 t0=$(now)
-"$IMGBUILD" -C "$TOP" -o "$OUT" all -q
+"$IMGBUILD" -C "$TOP" -o "$OUT" all -q --no-verify
 t1=$(now)
 noop=$(echo "$t1 - $t0" | bc -l | xargs printf '%.3f')
 

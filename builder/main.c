@@ -26,6 +26,9 @@ const struct command commands[] = {
         {"verify", cmd_verify, "IMAGE",
          "check an image read-only (libguestfs): boot, sealing, role",
          OPT_COMMON | OPT_JSON | OPT_ROLE, 0},
+        {"diff", cmd_diff, "A B",
+         "name the files that differ between two images (libguestfs; exit 1 if any)",
+         OPT_COMMON | OPT_JSON, 0},
         {"publish", cmd_publish, "[ROLE...]",
          "upload built images to AWS as AMIs with their launch templates",
          OPT_COMMON | OPT_OUT | OPT_JSON | OPT_AWS, 0},
@@ -87,6 +90,7 @@ const struct option_doc option_docs[] = {
         {OPT_DRY_RUN, "--dry-run", "print every AWS request, secrets redacted; send none"},
         {OPT_KEY, "--key FILE", "bundle: the private key (create) or public key (verify, import)"},
         {OPT_WITH_IMAGES, "--with-images", "bundle create: also pack the built images"},
+        {OPT_NO_VERIFY, "--no-verify", "build, all: do not read each image back before it lands"},
         {OPT_HELP, "-h, --help", "show this help"},
         {0, NULL, NULL},
 };
@@ -129,6 +133,7 @@ enum {
 	LONG_KEY,
 	LONG_WITH_IMAGES,
 	LONG_FIRMWARE,
+	LONG_NO_VERIFY,
 };
 
 static const struct option long_opts[] = {
@@ -170,6 +175,7 @@ static const struct option long_opts[] = {
         {"key", required_argument, NULL, LONG_KEY},
         {"with-images", no_argument, NULL, LONG_WITH_IMAGES},
         {"firmware", required_argument, NULL, LONG_FIRMWARE},
+        {"no-verify", no_argument, NULL, LONG_NO_VERIFY},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, LONG_VERSION},
         /* For the bash completion, so that it never falls out of step with this table. */
@@ -190,7 +196,8 @@ static void usage_all(FILE *f)
 	for (const struct option_doc *o = option_docs; o->flags; o++)
 		fprintf(f, "  %-22s %s\n", o->flags, o->help);
 	fprintf(f, "  %-22s %s\n", "--version", "print the version");
-	fprintf(f, "\nexit status: 0 ok, 1 build failure, 2 bad usage or bad spec\n");
+	fprintf(f, "\nexit status: 0 ok, 1 build failure, 2 bad usage or bad spec\n"
+	           "(diff: 0 the same, 1 different, 2 trouble)\n");
 }
 
 void cli_usage(FILE *f, const struct command *c)
@@ -527,6 +534,10 @@ int main(int argc, char **argv)
 			cli.firmware = optarg;
 			used |= OPT_FIRMWARE;
 			break;
+		case LONG_NO_VERIFY:
+			cli.no_verify = 1;
+			used |= OPT_NO_VERIFY;
+			break;
 		case LONG_VERSION: printf("imgbuild %s\n", IMGBUILD_VERSION); return 0;
 		case LONG_LIST_CMDS:
 			for (const struct command *k = commands; k->name; k++)
@@ -594,5 +605,6 @@ done:
 		        cli.ctx.err[0] ? cli.ctx.err : ib_strerror(-r));
 		pthread_mutex_unlock(&cli.out_lock);
 	}
-	return ib_exit_status(r);
+	/* A positive result is an exit status without an error (diff: 1, "they differ"). */
+	return r > 0 ? r : ib_exit_status(r);
 }

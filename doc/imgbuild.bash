@@ -69,7 +69,7 @@ _imgbuild()
 			done
 			COMPREPLY=($(compgen -W "$(sed -n 's/^ *"name": "\([^"]*\)".*/\1/p' "$dir/state.json" 2>/dev/null)" -- "$cur")) ;;
 		esac ;;
-	verify)
+	verify|diff)
 		COMPREPLY=($(compgen -f -- "$cur")) ;;
 	key)
 		COMPREPLY=($(compgen -W generate -- "$cur")) ;;

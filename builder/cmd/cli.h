@@ -54,12 +54,15 @@ enum {
 #define OPT_KEY         (1ULL << 37) /* --key FILE */
 #define OPT_WITH_IMAGES (1ULL << 38) /* --with-images */
 #define OPT_FIRMWARE    (1ULL << 39) /* --firmware bios|uefi */
+/* build, all: far from the others' bits, which other commands may claim */
+#define OPT_NO_VERIFY (1ULL << 50) /* --no-verify */
 #define OPT_CLUSTER_UP                                                                             \
 	(OPT_MEMORY | OPT_CPUS | OPT_DISK_SIZE | OPT_TIMEOUT | OPT_KEEP | OPT_NO_TOOLING |         \
 	 OPT_FIRMWARE)
 #define OPT_COMMON (OPT_DIR | OPT_VERBOSE | OPT_QUIET | OPT_HELP)
 #define OPT_BUILD                                                                                  \
-	(OPT_COMMON | OPT_OUT | OPT_JOBS | OPT_JSON | OPT_FORCE | OPT_OFFLINE | OPT_MIRROR)
+	(OPT_COMMON | OPT_OUT | OPT_JOBS | OPT_JSON | OPT_FORCE | OPT_OFFLINE | OPT_MIRROR |       \
+	 OPT_NO_VERIFY)
 /* publish's options */
 #define OPT_AWS                                                                                    \
 	(OPT_REGION | OPT_ENDPOINT | OPT_PROFILE | OPT_CONCURRENCY | OPT_SKIP_HOLES |              \
@@ -121,6 +124,7 @@ struct cli {
 	/* bundle */
 	const char *key_file; /* --key */
 	int with_images;      /* --with-images */
+	int no_verify; /* build, all: --no-verify */
 };
 
 struct command {
@@ -150,6 +154,8 @@ int cmd_help(struct cli *cli, int argc, char **argv);
 int cmd_fetch(struct cli *cli, int argc, char **argv);
 int cmd_cache(struct cli *cli, int argc, char **argv);
 int cmd_verify(struct cli *cli, int argc, char **argv);
+/* Returns 1 (not an error) when the images differ. */
+int cmd_diff(struct cli *cli, int argc, char **argv);
 int cmd_publish(struct cli *cli, int argc, char **argv);
 int cmd_cluster(struct cli *cli, int argc, char **argv);
 int cmd_key(struct cli *cli, int argc, char **argv);

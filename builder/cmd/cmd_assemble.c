@@ -5,7 +5,7 @@
  * that option parsing never touches them, and carry everything the steps need (the spec is
  * not read again):
  *   steps=rootfs,layer,disk rootfs=TAR layer=TAR work=DIR tree=DIR raw=FILE size=BYTES
- *   seed=TEXT epoch=N result=FILE [verbosity=N]
+ *   seed=TEXT epoch=N [manifest=FILE] result=FILE [verbosity=N]
  *   remove=DIR [verbosity=N]   remove a work directory (<out>/.imgbuild-work/<dir>)
  * The results, the error with its code and the log lines of level info and above go to the
  * result file; debug lines go to stderr, which the parent logs.
@@ -19,7 +19,7 @@
 
 struct args {
 	const char *steps, *rootfs, *layer, *work, *tree, *raw, *size, *seed, *epoch, *result,
-	        *remove, *verbosity;
+	        *remove, *verbosity, *manifest;
 };
 
 static int parse_args(struct ib_ctx *ctx, int argc, char **argv, struct args *a)
@@ -29,8 +29,8 @@ static int parse_args(struct ib_ctx *ctx, int argc, char **argv, struct args *a)
 		size_t off;
 	} keys[] = {
 #define K(k) {#k, offsetof(struct args, k)}
-	        K(steps), K(rootfs), K(layer), K(work),   K(tree),   K(raw),
-	        K(size),  K(seed),   K(epoch), K(result), K(remove), K(verbosity),
+	        K(steps), K(rootfs), K(layer),  K(work),   K(tree),      K(raw),      K(size),
+	        K(seed),  K(epoch),  K(result), K(remove), K(verbosity), K(manifest),
 #undef K
 	};
 	for (int i = 1; i < argc; i++) {
@@ -139,6 +139,7 @@ static int run_steps(struct ib_ctx *ctx, const struct args *a, struct ib_assembl
 	        .disk_size = size,
 	        .seed = a->seed,
 	        .epoch = (time_t)epoch,
+	        .manifest = a->manifest,
 	        .userns = 1,
 	};
 	/* On SIGINT/SIGTERM main() removes the tree: only this side of the namespace can.

@@ -157,6 +157,7 @@ int cli_build(struct cli *cli, struct ib_project *p, const char *const *roles, s
 	        .jobs = cli->jobs,
 	        .force = cli->force,
 	        .epoch = epoch,
+	        .verify = !cli->no_verify,
 	};
 	struct ib_role_result *res = xcalloc(n, sizeof(*res));
 	int r = ib_build_roles(&cli->ctx, &o, roles, n, res);

@@ -1,7 +1,24 @@
 /* cmd_verify.c: `imgbuild verify IMAGE [--role R]`: check an image read-only, print the results. */
 #include "cli.h"
+#include "layer/layer.h"
+#include "pipeline/build.h"
+#include "rootfs/rootfs.h"
 #include "util/json.h"
 #include "verify/verify.h"
+
+/* The input digest a build of role would write into the image's manifest. */
+static int expected_digest(struct cli *cli, const struct ib_project *p,
+                           const struct ib_resolved *role, char out[65])
+{
+	time_t epoch = ib_source_date_epoch();
+	if (epoch < 0)
+		return ib_error(&cli->ctx, IB_E_USAGE,
+		                "SOURCE_DATE_EPOCH must be a number of seconds since 1970");
+	struct ib_rootfs_opts ro = {.project = p, .role = role, .epoch = epoch};
+	char key[65];
+	ib_rootfs_key(&ro, key);
+	return ib_role_digest(&cli->ctx, p, role, key, epoch, out);
+}
 
 static void print_json(const char *image, const struct ib_verify_report *rep, int rc)
 {
@@ -63,13 +80,17 @@ int cmd_verify(struct cli *cli, int argc, char **argv)
 	struct ib_project *p = NULL;
 	struct ib_resolved *role = NULL;
 	int r = 0;
+	char digest[65];
+	struct ib_verify_opts vo = {0};
 	if (cli->role) {
 		if ((r = cli_load_project(cli, &p)) < 0 ||
-		    (r = ib_role_resolve(&cli->ctx, p, cli->role, &role)) < 0)
+		    (r = ib_role_resolve(&cli->ctx, p, cli->role, &role)) < 0 ||
+		    (r = expected_digest(cli, p, role, digest)) < 0)
 			goto out;
+		vo.expect_digest = digest;
 	}
 	struct ib_verify_report rep;
-	r = ib_verify_image(&cli->ctx, image, role, NULL, &rep);
+	r = ib_verify_image(&cli->ctx, image, role, &vo, &rep);
 	if (rep.n) {
 		if (cli->json)
 			print_json(image, &rep, r);

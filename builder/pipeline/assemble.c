@@ -47,10 +47,30 @@ void ib_assemble_result_release(struct ib_assemble_result *res)
 
 /* ---- in this process ---- */
 
+/* The image's own manifest, rendered by the pipeline once the packages are known; written
+ * here so that, as a normal user, the namespace's root owns it like every other file. */
+static int install_manifest(struct ib_ctx *ctx, const struct ib_assemble_opts *o)
+{
+	_cleanup_free_ char *data = NULL;
+	size_t len = 0;
+	int r = ib_read_file(ctx, o->manifest, 16u << 20, &data, &len);
+	if (r < 0)
+		return r;
+	_cleanup_free_ char *dir = ib_path_join(o->tree, "etc/imgbuild");
+	_cleanup_free_ char *path = ib_path_join(dir, "manifest.json");
+	if ((r = ib_mkdir_p(ctx, dir, 0755)) < 0)
+		return r;
+	return ib_write_file_atomic(ctx, path, data, len, 0644);
+}
+
 int ib_assemble_here(struct ib_ctx *ctx, const struct ib_assemble_opts *o, unsigned steps,
                      struct ib_assemble_result *ret)
 {
 	int r;
+	/* Directories that no tar names (parents of the layer's files, /boot/grub, mount
+	 * points) are made here: the caller's umask must not reach the image (a build under
+	 * umask 027 made them 0750). Every build of this process wants the same value. */
+	umask(022);
 	/* A user namespace cannot create device nodes: root's tree has them, ours not. */
 	unsigned xflags = o->userns ? IB_EXTRACT_NO_DEVICES : 0;
 
@@ -75,6 +95,8 @@ int ib_assemble_here(struct ib_ctx *ctx, const struct ib_assemble_opts *o, unsig
 			return r;
 	}
 	if (steps & IB_ASSEMBLE_DISK) {
+		if (o->manifest && (r = install_manifest(ctx, o)) < 0)
+			return r;
 		struct ib_disk_opts d = {
 		        .tree = o->tree,
 		        .out_raw = o->out_raw,
@@ -341,6 +363,8 @@ int ib_assemble(struct ib_ctx *ctx, const struct ib_assemble_opts *o, unsigned s
 	if (o->seed)
 		strv_push_take(&argv, xasprintf("seed=%s", o->seed));
 	strv_push_take(&argv, xasprintf("epoch=%lld", (long long)o->epoch));
+	if (o->manifest)
+		strv_push_take(&argv, xasprintf("manifest=%s", o->manifest));
 	strv_push_take(&argv, xasprintf("result=%s", result));
 	sb_release(&names);
 

@@ -40,6 +40,7 @@ struct ib_assemble_opts {
 	uint64_t disk_size;     /* bytes */
 	const char *seed;       /* derivation seed of the disk's ids, "<role>:<rootfs key>" */
 	time_t epoch;           /* SOURCE_DATE_EPOCH: times inside the filesystems */
+	const char *manifest;   /* installed as etc/imgbuild/manifest.json (IB_ASSEMBLE_DISK) */
 	int userns;             /* running in the user namespace: no device nodes */
 };
 

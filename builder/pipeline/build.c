@@ -18,10 +18,13 @@
 #include "util/hash.h"
 #include "util/strbuf.h"
 #include "util/tmpreg.h"
+#include "verify/verify.h"
 
 static const char *const stage_names[IB_STAGE__MAX] = {
-        [IB_STAGE_FETCH] = "fetch", [IB_STAGE_ROOTFS] = "rootfs", [IB_STAGE_LAYER] = "layer",
-        [IB_STAGE_DISK] = "disk",   [IB_STAGE_QCOW2] = "qcow2",   [IB_STAGE_MANIFEST] = "manifest",
+        [IB_STAGE_FETCH] = "fetch",   [IB_STAGE_ROOTFS] = "rootfs",
+        [IB_STAGE_LAYER] = "layer",   [IB_STAGE_DISK] = "disk",
+        [IB_STAGE_QCOW2] = "qcow2",   [IB_STAGE_MANIFEST] = "manifest",
+        [IB_STAGE_VERIFY] = "verify",
 };
 
 const char *ib_stage_name(enum ib_stage s)
@@ -42,6 +45,7 @@ struct job {
 	char *shm;                    /* a tmpfs directory holding the tree, or NULL */
 	char *rootfs_tar_hint;        /* the cached tarball's expected path, for sizing */
 	char *raw, *qcow2, *manifest; /* in the work dir */
+	char *image_manifest;         /* the copy that goes inside the image, in the work dir */
 	struct ib_disk_layout layout;
 	struct ib_package *pkgs;
 	size_t n_pkgs;
@@ -50,6 +54,8 @@ struct job {
 	int raw_hash_rc;
 	char raw_hash_err[sizeof(((struct ib_ctx *)0)->err)];
 	double stage_t0;
+	char checks_digest[65]; /* what the image is verified against */
+	int verified;
 };
 
 static void stage_begin(struct job *j, enum ib_stage s)
@@ -107,7 +113,13 @@ static int up_to_date(struct job *j)
 	    ib_exists(q) != wanted(j, IB_FMT_QCOW2))
 		return 0;
 	_cleanup_free_ char *now = stamp_text(j, j->res->digest);
-	return streq(old, now);
+	if (!startswith(old, now))
+		return 0;
+	/* Outputs built with --no-verify, or verified against other checks, are verified
+	 * (rebuilt) by a build that verifies. */
+	const char *rest = old + strlen(now);
+	_cleanup_free_ char *verified = xasprintf("verified %s\n", j->checks_digest);
+	return !j->opts->verify || streq(rest, verified);
 }
 
 /* Assembly steps run as root in this process, else in a user namespace (assemble.h). */
@@ -123,6 +135,7 @@ static int assemble(struct job *j, unsigned step)
 	        .disk_size = j->role->disk_size,
 	        .seed = seed,
 	        .epoch = j->opts->epoch,
+	        .manifest = (step & IB_ASSEMBLE_DISK) ? j->image_manifest : NULL,
 	};
 	struct ib_assemble_result res = {.pkgs = NULL};
 	int r = ib_assemble(&j->ctx, &a, step, &res);
@@ -245,14 +258,9 @@ static int do_fetch(struct job *j)
 	return r;
 }
 
-static int do_disk(struct job *j)
+static void manifest_init(const struct job *j, struct ib_manifest *m)
 {
-	return assemble(j, IB_ASSEMBLE_DISK);
-}
-
-static int do_manifest(struct job *j)
-{
-	struct ib_manifest m = {
+	*m = (struct ib_manifest){
 	        .project = j->opts->project,
 	        .role = j->role,
 	        .digest = j->res->digest,
@@ -263,6 +271,46 @@ static int do_manifest(struct job *j)
 	        .n_packages = j->n_pkgs,
 	        .supply = &j->supply,
 	};
+}
+
+static int same_ids(const struct ib_disk_layout *a, const struct ib_disk_layout *b)
+{
+	return streq(a->disk_guid, b->disk_guid) && streq(a->root_part_guid, b->root_part_guid) &&
+	       streq(a->root_fs_uuid, b->root_fs_uuid) && streq(a->esp_vol_id, b->esp_vol_id) &&
+	       streq(a->kernel, b->kernel) && streq(a->initrd, b->initrd);
+}
+
+/* The image carries its own manifest (manifest.h), and that names the disk's ids: they are
+ * planned first (they follow from the seed), written into the tree, and must come out of
+ * the assembly the same. */
+static int do_disk(struct job *j)
+{
+	_cleanup_free_ char *seed = xasprintf("%s:%s", j->role->role->name, j->rootfs_key);
+	struct ib_disk_opts d = {.tree = j->tree, .size = j->role->disk_size, .seed = seed};
+	struct ib_disk_layout planned;
+	int r = ib_disk_plan(&j->ctx, &d, &planned);
+	if (r < 0)
+		return r;
+	j->layout = planned;
+	struct ib_manifest m;
+	manifest_init(j, &m);
+	m.in_image = 1;
+	_cleanup_free_ char *json = ib_manifest_render(&m);
+	r = ib_write_file_atomic(&j->ctx, j->image_manifest, json, strlen(json), 0644);
+	if (r == 0)
+		r = assemble(j, IB_ASSEMBLE_DISK);
+	if (r == 0 && !same_ids(&planned, &j->layout))
+		r = ib_error(&j->ctx, IB_E_TOOL,
+		             "the disk came out with other ids (root filesystem %s) than its "
+		             "manifest names (%s)",
+		             j->layout.root_fs_uuid, planned.root_fs_uuid);
+	return r;
+}
+
+static int do_manifest(struct job *j)
+{
+	struct ib_manifest m;
+	manifest_init(j, &m);
 	_cleanup_free_ char *raw_name = xasprintf("%s.raw", j->role->role->name);
 	_cleanup_free_ char *q_name = xasprintf("%s.qcow2", j->role->role->name);
 	int r;
@@ -316,9 +364,33 @@ static int commit(struct job *j)
 	if (r == 0) {
 		_cleanup_free_ char *stamp = out_path(j, ".stamp");
 		_cleanup_free_ char *text = stamp_text(j, j->res->digest);
+		if (j->verified) {
+			char *t = xasprintf("%sverified %s\n", text, j->checks_digest);
+			free(text);
+			text = t;
+		}
 		r = ib_write_file_atomic(&j->ctx, stamp, text, strlen(text), 0644);
 	}
 	ib_commit_unlock();
+	return r;
+}
+
+/* Every check of `imgbuild verify --role`, on the raw image in the work directory: a
+ * failure leaves the earlier outputs where they are. */
+static int do_verify(struct job *j)
+{
+	struct ib_verify_opts vo = {.expect_digest = j->res->digest};
+	struct ib_verify_report rep;
+	int r = ib_verify_image(&j->ctx, j->raw, j->role, &vo, &rep);
+	for (size_t i = 0; i < rep.n; i++)
+		if (!rep.results[i].ok)
+			ib_log(&j->ctx, IB_LOG_WARN, "verify: %s failed: %s", rep.results[i].name,
+			       rep.results[i].detail);
+	j->res->seconds[IB_STAGE_VERIFY] = rep.seconds;
+	j->verified = r == 0;
+	if (r < 0 && r != -IB_E_VERIFY && r != -IB_E_INTERRUPTED)
+		ib_error_prefix(&j->ctx, "reading the image back (--no-verify skips it)");
+	ib_verify_report_release(&rep);
 	return r;
 }
 
@@ -378,6 +450,9 @@ static int run_stages(struct job *j)
 	if (r < 0)
 		return r;
 
+	if (j->opts->verify && (r = do_verify(j)) < 0)
+		return r;
+
 	stage_begin(j, IB_STAGE_MANIFEST);
 	r = do_manifest(j);
 	if (r < 0)
@@ -403,6 +478,7 @@ static int build_one(struct job *j)
 	r = ib_role_digest(&j->ctx, o->project, j->role, j->rootfs_key, o->epoch, j->res->digest);
 	if (r < 0)
 		return r;
+	ib_checks_digest(j->role, j->checks_digest);
 
 	/* One build of a role at a time per output directory; a second run waits, then
 	 * usually finds the outputs up to date. */
@@ -439,6 +515,7 @@ static int build_one(struct job *j)
 	j->raw = xasprintf("%s/%s.raw", j->work, j->role->role->name);
 	j->qcow2 = xasprintf("%s/%s.qcow2", j->work, j->role->role->name);
 	j->manifest = xasprintf("%s/%s.manifest.json", j->work, j->role->role->name);
+	j->image_manifest = ib_path_join(j->work, "image-manifest.json");
 
 	r = run_stages(j);
 out:;
@@ -477,6 +554,7 @@ static void job_release(struct job *j)
 	free(j->raw);
 	free(j->qcow2);
 	free(j->manifest);
+	free(j->image_manifest);
 }
 
 struct pool {

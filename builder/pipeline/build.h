@@ -2,7 +2,9 @@
  *
  * Each role builds in a work directory inside the output directory and its outputs
  * (<role>.raw, <role>.qcow2, <role>.manifest.json) are renamed into place together at the
- * end. Unchanged inputs (same input digest, outputs untouched) rebuild nothing.
+ * end, after the image passed `imgbuild verify` (unless opts->verify is 0). Unchanged
+ * inputs (same input digest, outputs untouched) rebuild nothing, unless the outputs were
+ * never verified (or against other `checks:`) and this build verifies.
  */
 #pragma once
 
@@ -17,6 +19,7 @@ enum ib_stage {
 	IB_STAGE_LAYER,    /* the role's layer, unpacked over it, then sealed */
 	IB_STAGE_DISK,     /* partitions, filesystems, bootloaders */
 	IB_STAGE_QCOW2,    /* sparse qcow2 conversion */
+	IB_STAGE_VERIFY,   /* the raw image read back with libguestfs (verify/verify.h) */
 	IB_STAGE_MANIFEST, /* digests of the outputs and the manifest */
 	IB_STAGE__MAX
 };
@@ -30,6 +33,9 @@ struct ib_build_opts {
 	int force;                         /* rebuild even when nothing changed */
 	time_t epoch;                      /* SOURCE_DATE_EPOCH */
 	const struct ib_fetch_opts *fetch; /* downloads: offline, mirror, parallelism */
+	/* Run `imgbuild verify --role` on each image before its outputs are moved into place;
+	 * a failed check fails the role and nothing is written. */
+	int verify;
 };
 
 struct ib_role_result {
@@ -53,3 +59,7 @@ int ib_build_roles(struct ib_ctx *ctx, const struct ib_build_opts *opts, const c
  * filesystem key, the resolved role and the contents of every file it adds. */
 int ib_role_digest(struct ib_ctx *ctx, const struct ib_project *p, const struct ib_resolved *r,
                    const char *rootfs_key, time_t epoch, char out[65]);
+
+/* The digest of the chain's `checks:` (not an input of the image: what it was verified
+ * against). */
+void ib_checks_digest(const struct ib_resolved *r, char out[65]);

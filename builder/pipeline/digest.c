@@ -8,7 +8,7 @@
 #include "util/hash.h"
 
 /* Bump when the pipeline makes different bytes from the same inputs. */
-#define PIPELINE_RECIPE "imgbuild-pipeline-2"
+#define PIPELINE_RECIPE "imgbuild-pipeline-3"
 
 static int cmp_str(const void *a, const void *b)
 {
@@ -151,4 +151,38 @@ int ib_role_digest(struct ib_ctx *ctx, const struct ib_project *p, const struct 
 	}
 	ib_sha256_final_hex(&h, out);
 	return 0;
+}
+
+void ib_checks_digest(const struct ib_resolved *r, char out[65])
+{
+	struct ib_sha256 h;
+	char tmp[64];
+	ib_sha256_init(&h);
+	ib_sha256_field(&h, "imgbuild-checks-1");
+	for (size_t c = 0; c < r->n_checks; c++) {
+		const struct ib_checks *k = r->checks[c];
+		ib_sha256_field(&h, "--files");
+		for (size_t i = 0; i < k->n_files; i++) {
+			const struct ib_check_file *f = &k->files[i];
+			snprintf(tmp, sizeof(tmp), "%o %d %u %u %d", (unsigned)f->mode, f->has_mode,
+			         (unsigned)f->uid, (unsigned)f->gid, f->has_owner);
+			ib_sha256_field(&h, f->path);
+			ib_sha256_field(&h, tmp);
+			ib_sha256_field(&h, f->sha256 ? f->sha256 : "-");
+		}
+		ib_sha256_field(&h, "--units");
+		for (size_t i = 0; i < k->units.n; i++)
+			ib_sha256_field(&h, k->units.v[i]);
+		ib_sha256_field(&h, "--sysctl");
+		for (size_t i = 0; i < k->n_sysctls; i++) {
+			ib_sha256_field(&h, k->sysctls[i].name);
+			ib_sha256_field(&h, k->sysctls[i].value);
+		}
+		ib_sha256_field(&h, "--packages");
+		for (size_t i = 0; i < k->n_packages; i++) {
+			ib_sha256_field(&h, k->packages[i].name);
+			ib_sha256_field(&h, k->packages[i].value);
+		}
+	}
+	ib_sha256_final_hex(&h, out);
 }

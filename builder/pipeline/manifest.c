@@ -98,15 +98,18 @@ char *ib_manifest_render(const struct ib_manifest *m)
 	}
 	json_arr_end(&j);
 
-	json_obj_begin(&j, "outputs");
-	for (size_t i = 0; i < m->n_outputs; i++) {
-		json_obj_begin(&j, m->outputs[i].format);
-		json_str(&j, "file", m->outputs[i].file);
-		json_int(&j, "size", m->outputs[i].size);
-		json_str(&j, "sha256", m->outputs[i].sha256);
+	/* The one key the copy inside the image cannot have (manifest.h). */
+	if (!m->in_image) {
+		json_obj_begin(&j, "outputs");
+		for (size_t i = 0; i < m->n_outputs; i++) {
+			json_obj_begin(&j, m->outputs[i].format);
+			json_str(&j, "file", m->outputs[i].file);
+			json_int(&j, "size", m->outputs[i].size);
+			json_str(&j, "sha256", m->outputs[i].sha256);
+			json_obj_end(&j);
+		}
 		json_obj_end(&j);
 	}
-	json_obj_end(&j);
 	json_obj_end(&j);
 	return sb_take(&sb);
 }

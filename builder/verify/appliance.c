@@ -45,25 +45,25 @@ static int kvm_usable(void)
 }
 
 /* raw or qcow2 from the header, so that libguestfs never guesses. */
-static int detect_format(struct vctx *v, const char **ret)
+static int detect_format(struct vctx *v, const char *image, const char **ret)
 {
-	_cleanup_close_ int fd = open(v->image, O_RDONLY | O_CLOEXEC);
+	_cleanup_close_ int fd = open(image, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
-		return ib_error_errno(v->ctx, IB_E_IO, errno, "cannot open image '%s'", v->image);
+		return ib_error_errno(v->ctx, IB_E_IO, errno, "cannot open image '%s'", image);
 	struct stat st;
 	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
 		return ib_error(v->ctx, IB_E_IO, "cannot open image '%s': not a regular file",
-		                v->image);
+		                image);
 	unsigned char magic[4] = {0};
 	ssize_t n = read(fd, magic, sizeof(magic));
 	if (n < 0)
-		return ib_error_errno(v->ctx, IB_E_IO, errno, "cannot read image '%s'", v->image);
+		return ib_error_errno(v->ctx, IB_E_IO, errno, "cannot read image '%s'", image);
 	*ret = n == 4 && memcmp(magic, "QFI\xfb", 4) == 0 ? "qcow2" : "raw";
 	return 0;
 }
 
 /* One launch attempt on a fresh handle; v->g stays set only on success. */
-static int launch(struct vctx *v, const char *format, int memsize, int tcg)
+static int launch(struct vctx *v, const char *format, const char *format2, int memsize, int tcg)
 {
 	sb_reset(&v->launch_err);
 	guestfs_h *g = guestfs_create();
@@ -77,6 +77,9 @@ static int launch(struct vctx *v, const char *format, int memsize, int tcg)
 	if (r == 0)
 		r = guestfs_add_drive_opts(g, v->image, GUESTFS_ADD_DRIVE_OPTS_READONLY, 1,
 		                           GUESTFS_ADD_DRIVE_OPTS_FORMAT, format, -1);
+	if (r == 0 && v->image2)
+		r = guestfs_add_drive_opts(g, v->image2, GUESTFS_ADD_DRIVE_OPTS_READONLY, 1,
+		                           GUESTFS_ADD_DRIVE_OPTS_FORMAT, format2, -1);
 	if (r == 0)
 		r = guestfs_launch(g);
 	if (r < 0) {
@@ -104,7 +107,10 @@ static int env_forces_tcg(void)
 int v_open(struct vctx *v, const char *format, int memsize_mb, unsigned flags)
 {
 	int r;
-	if (!format && (r = detect_format(v, &format)) < 0)
+	const char *format2 = NULL;
+	if (!format && (r = detect_format(v, v->image, &format)) < 0)
+		return r;
+	if (v->image2 && (r = detect_format(v, v->image2, &format2)) < 0)
 		return r;
 	const int memsize = memsize_mb > 0 ? memsize_mb : DEFAULT_MEMSIZE;
 	/* With a /dev/kvm that opens, libguestfs asks QEMU for KVM, and where KVM is broken
@@ -114,22 +120,23 @@ int v_open(struct vctx *v, const char *format, int memsize_mb, unsigned flags)
 	double t0 = ib_now();
 	ib_log(v->ctx, IB_LOG_INFO, "verify: launching the libguestfs appliance (%s)",
 	       tcg ? "TCG" : "KVM");
-	r = launch(v, format, memsize, tcg);
+	r = launch(v, format, format2, memsize, tcg);
 	if (r < 0 && !tcg) {
 		ib_log(v->ctx, IB_LOG_INFO,
 		       "verify: the appliance did not start with KVM (%s); retrying under TCG",
 		       sb_str(&v->launch_err));
 		__atomic_store_n(&kvm_failed, 1, __ATOMIC_RELAXED);
 		tcg = 1;
-		r = launch(v, format, memsize, tcg);
+		r = launch(v, format, format2, memsize, tcg);
 	}
 	v->rep->launch_seconds = ib_now() - t0;
 	v->rep->accel = tcg ? "tcg" : "kvm";
 	if (r < 0)
 		return ib_error(v->ctx, IB_E_LIB,
-		                "cannot examine image '%s': the libguestfs appliance did not start "
-		                "(%s): %s",
-		                v->image, tcg ? "TCG" : "KVM", sb_str(&v->launch_err));
+		                "cannot examine image '%s'%s%s: the libguestfs appliance did not "
+		                "start (%s): %s",
+		                v->image, v->image2 ? " and " : "", v->image2 ? v->image2 : "",
+		                tcg ? "TCG" : "KVM", sb_str(&v->launch_err));
 	/* From here a failed call is a check's result, read with guestfs_last_error. */
 	guestfs_set_error_handler(v->g, NULL, NULL);
 	ib_log(v->ctx, IB_LOG_INFO, "verify: appliance up in %.1fs", v->rep->launch_seconds);

@@ -77,6 +77,8 @@ int ib_verify_image(struct ib_ctx *ctx, const char *image, const struct ib_resol
 		ib_log(ctx, IB_LOG_DEBUG, "verify: %s checks took %.1fs", groups[i].name,
 		       ib_now() - t);
 	}
+	if (!ib_interrupted)
+		v_check_manifest(&v, role, o->expect_digest);
 	if (role && !ib_interrupted)
 		v_check_role(&v, role);
 	vctx_release(&v);

@@ -13,6 +13,8 @@
  *   cloud-init-state, passwords, cloud-init state, no password hash in /etc/shadow, and
  *   secrets                      no private key, AWS key or kubeadm token in the scanned
  *                                directories (see scan.c)
+ *   manifest                     /etc/imgbuild/manifest.json is there, of this role and
+ *                                made from the inputs with digest expect_digest
  *   file:P unit:U sysctl:K       what the role declares under `checks:`
  *   package:N
  * Nothing is ever written to the image: the drive is attached read-only.
@@ -31,6 +33,8 @@ struct ib_verify_opts {
 	const char *format; /* "raw" or "qcow2"; NULL: detected from the file's header */
 	int memsize_mb;     /* appliance memory; 0: 768 */
 	unsigned flags;     /* IB_VERIFY_* */
+	/* The input digest the image's manifest must name (pipeline/build.h), or NULL. */
+	const char *expect_digest;
 };
 
 struct ib_verify_result {

@@ -21,6 +21,7 @@ struct vctx {
 	guestfs_h *g;
 	struct ib_verify_report *rep;
 	const char *image;
+	const char *image2;  /* imgbuild diff: a second image, attached after the first */
 	char *disk;          /* the image's device in the appliance, "/dev/sda" */
 	char *part[V_PARTS]; /* partition devices, NULL when missing */
 	int64_t part_start[V_PARTS], part_size[V_PARTS]; /* bytes */
@@ -35,7 +36,7 @@ struct vctx {
 
 /* ---- the libguestfs boundary (appliance.c) ---- */
 
-/* Create the handle, attach image read-only and launch the appliance: with KVM unless
+/* Create the handle, attach image (and image2) read-only and launch the appliance: with KVM unless
  * flags say otherwise, and once more under TCG when that launch fails. On failure the
  * handle is closed and one error is recorded. */
 int v_open(struct vctx *v, const char *format, int memsize_mb, unsigned flags);
@@ -77,4 +78,7 @@ void v_check_layout(struct vctx *v);  /* vlayout.c: partitions, filesystems, boo
 void v_check_system(struct vctx *v);  /* vsystem.c: os, grub-cfg, kernel, fstab */
 void v_check_sealing(struct vctx *v); /* vsealing.c: machine-id, host keys, cloud, shadow */
 void v_check_secrets(struct vctx *v); /* vscan.c: the secret scan */
+/* vmanifest.c: /etc/imgbuild/manifest.json is there, of role (when not NULL), made from
+ * inputs with digest expect_digest (when not NULL). */
+void v_check_manifest(struct vctx *v, const struct ib_resolved *role, const char *expect_digest);
 void v_check_role(struct vctx *v, const struct ib_resolved *role); /* vrole.c */

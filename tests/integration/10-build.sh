@@ -1,7 +1,10 @@
 #!/bin/sh
 # `imgbuild all` from the Debian mirror: outputs, manifests, the disk layout read back with
-# independent tools, reuse when nothing changed, a rebuild of only what changed, and that
-# an error or SIGINT leaves earlier outputs intact and nothing half-written.
+# independent tools, reuse when nothing changed, a rebuild of only what changed, a build
+# that reads its image back (imgbuild verify) before the outputs land and one whose
+# declared check fails, and that an error or SIGINT leaves earlier outputs intact and
+# nothing half-written. Builds pass --no-verify (an appliance launch per image) but the two
+# that test it.
 # The images stay in tests/tmp/images for the boot test (20-boot).
 . "$(dirname "$0")/../lib.sh"
 t_init 10-build
@@ -23,7 +26,7 @@ bin=${IMGBUILD_SAN:-$IMGBUILD}
 
 echo "building all roles with $bin (a cold cache bootstraps from the mirror first)"
 start=$(date +%s)
-"$bin" -C "$P" all -j 2 --json >"$T/all1.json" 2>"$T/all1.err" || { cat "$T/all1.err"; fail "imgbuild all failed"; }
+"$bin" -C "$P" all -j 2 --no-verify --json >"$T/all1.json" 2>"$T/all1.err" || { cat "$T/all1.err"; fail "imgbuild all failed"; }
 echo "cold or warm build: $(( $(date +%s) - start ))s"
 tail -1 "$T/all1.json"
 
@@ -123,7 +126,7 @@ ok "seed user-data and cloud.cfg.d defaults pass cloud-init's schema"
 
 # Nothing changed: nothing is rebuilt.
 start=$(date +%s%N)
-"$bin" -C "$P" all --json >"$T/all2.json" 2>"$T/all2.err" || { cat "$T/all2.err"; fail "no-op all failed"; }
+"$bin" -C "$P" all --no-verify --json >"$T/all2.json" 2>"$T/all2.err" || { cat "$T/all2.err"; fail "no-op all failed"; }
 echo "no-op all: $(( ($(date +%s%N) - start) / 1000000 )) ms"
 python3 -c 'import json,sys; s=json.loads(open(sys.argv[1]).readlines()[-1]); assert all(r["result"]=="reused" for r in s["roles"]), s' "$T/all2.json" \
 	|| fail "a no-op run rebuilt something: $(tail -1 "$T/all2.json")"
@@ -133,7 +136,7 @@ ok "no-op all reuses every role"
 sums_before=$(cd "$OUT" && sums base.raw master.raw tooling.raw)
 worker_before=$(sums "$OUT/worker.raw")
 echo 'echo changed' >>"$P/ansible-free-scripts/worker-firstboot.sh"
-"$bin" -C "$P" all --json >"$T/all3.json" 2>"$T/all3.err" || { cat "$T/all3.err"; fail "rebuild failed"; }
+"$bin" -C "$P" all --no-verify --json >"$T/all3.json" 2>"$T/all3.err" || { cat "$T/all3.err"; fail "rebuild failed"; }
 python3 -c '
 import json,sys
 s = json.loads(open(sys.argv[1]).readlines()[-1])
@@ -143,6 +146,42 @@ assert res == {"base": "reused", "master": "reused", "tooling": "reused", "worke
 [ "$(cd "$OUT" && sums base.raw master.raw tooling.raw)" = "$sums_before" ] || fail "unchanged roles changed"
 [ "$(sums "$OUT/worker.raw")" != "$worker_before" ] || fail "worker did not change"
 ok "a changed first-boot script rebuilds only its role"
+
+# A build that verifies: base's outputs were made with --no-verify, so it makes them again
+# and reads the image back (the checks of `imgbuild verify --role base`, one appliance
+# launch) before they land; the bytes are those of the first build.
+[ "$(qemu_accel)" = tcg ] && export LIBGUESTFS_BACKEND_SETTINGS=force_tcg
+base_before=$(cd "$OUT" && sums base.raw base.qcow2 base.manifest.json)
+start=$(date +%s)
+"$bin" -C "$P" build base --json >"$T/v1.json" 2>"$T/v1.err" || { cat "$T/v1.err"; fail "verified build of base failed"; }
+echo "build of base with verify: $(( $(date +%s) - start ))s"
+python3 -c '
+import json,sys
+r = json.loads(open(sys.argv[1]).readlines()[-1])["roles"][0]
+v = r["seconds"]["verify"]
+assert r["result"] == "rebuilt" and v > 0, r
+print(f"base rebuilt and verified (verify {v:.1f}s)")
+' "$T/v1.json" || fail "verified build: $(tail -1 "$T/v1.json")"
+[ "$(cd "$OUT" && sums base.raw base.qcow2 base.manifest.json)" = "$base_before" ] || fail "a second build of base made other bytes"
+grep -q '^verified [0-9a-f]\{64\}$' "$OUT/base.stamp" || fail "the stamp does not say verified: $(cat "$OUT/base.stamp")"
+"$bin" -C "$P" build base --json >"$T/v2.json" 2>"$T/v2.err" || { cat "$T/v2.err"; fail "no-op verified build failed"; }
+grep -q '"result":"reused"' "$T/v2.json" || fail "verified outputs were built again: $(tail -1 "$T/v2.json")"
+ok "a build verifies before its outputs land; the same bytes as the unverified build; then reused"
+
+# A declared check the image fails: the build exits 1, names the check, writes nothing.
+cp "$P/images/base.yaml" "$T/base.yaml.bak"
+printf 'checks:\n  files:\n    - {path: /etc/imgbuild/role, mode: "0600"}\n' >>"$P/images/base.yaml"
+before=$(cd "$OUT" && sums base.raw base.qcow2 base.manifest.json base.stamp)
+start=$(date +%s)
+expect_exit 1 "$bin" -C "$P" build base
+echo "build of base failing a check: $(( $(date +%s) - start ))s"
+grep -q "^imgbuild: error: building 'base': image '.*base.raw' failed 1 of [0-9]* checks: file:/etc/imgbuild/role$" "$T/err" ||
+	fail "failed check: $(cat "$T/err")"
+grep -q "file:/etc/imgbuild/role failed: mode 0644, expected 0600" "$T/err" || fail "no detail: $(cat "$T/err")"
+[ "$(cd "$OUT" && sums base.raw base.qcow2 base.manifest.json base.stamp)" = "$before" ] || fail "a build that failed its checks changed outputs"
+[ -z "$(ls -A "$OUT/.imgbuild-work" 2>/dev/null)" ] || fail "work files left: $(ls -A "$OUT/.imgbuild-work")"
+cp "$T/base.yaml.bak" "$P/images/base.yaml"
+ok "a failed declared check fails the build (exit 1) and leaves the earlier outputs"
 
 # A failure in the middle of a build (a unit that does not exist) leaves earlier outputs.
 before=$(cd "$OUT" && sums worker.raw worker.qcow2 worker.manifest.json)

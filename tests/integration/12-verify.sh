@@ -102,12 +102,14 @@ assert s["event"] == "summary" and s["result"] == "pass" and s["failed"] == 0, s
 names = [e["name"] for e in ev if e["event"] == "check"]
 need = ["partitions", "filesystems", "bios-mbr", "bios-core", "uefi-loader", "os", "mounts",
         "grub-cfg", "kernel", "fstab", "machine-id", "ssh-host-keys", "cloud-init-state",
-        "passwords", "secrets", "file:/etc/ssh/sshd_config.d/50-imgbuild.conf",
+        "passwords", "secrets", "manifest", "file:/etc/ssh/sshd_config.d/50-imgbuild.conf",
         "file:/usr/local/sbin/imgbuild-firstboot", "unit:ssh.service",
         "unit:imgbuild-firstboot.service", "unit:systemd-timesyncd.service",
         "sysctl:kernel.pid_max", "sysctl:fs.protected_regular", "package:openssh-server",
         "package:cloud-init"]
 assert names == need, names
+m = [e for e in ev if e.get("name") == "manifest"][0]
+assert "as the spec gives" in m["detail"], m
 print(f"base.raw: {len(names)} checks passed; appliance {s['accel']}, launch {s['launch_seconds']:.1f}s, all {s['seconds']:.1f}s")
 PY
 accel=$(tail -1 "$T/base.out" | sed -n 's/.*"accel":"\([a-z]*\)".*/\1/p')
@@ -118,7 +120,7 @@ verify_run worker 0 "$IMGBUILD" -C "$P" verify --role worker "$OUT/worker.qcow2"
 grep -q "^unit:getty@.service .* pass .*getty.target.wants/getty@tty1.service" "$T/worker.out" \
 	|| fail "worker: template unit: $(cat "$T/worker.out")"
 grep -q "^package:systemd .* pass" "$T/worker.out" || fail "worker: $(cat "$T/worker.out")"
-grep -q "worker.qcow2: 54 checks, all passed" "$T/worker.out" || fail "worker: $(cat "$T/worker.out")"
+grep -q "worker.qcow2: 55 checks, all passed" "$T/worker.out" || fail "worker: $(cat "$T/worker.out")"
 [ "$(stamp)" = "$before" ] || fail "verify changed an image"
 ok "worker.qcow2 passes with the checks of worker, k8s-node (the kubeadm node checklist) and base; the images are unchanged"
 
@@ -142,6 +144,7 @@ mkdir /var/lib/cloud
 glob rm /boot/initrd.img-*
 pwrite-device /dev/sda "XXXXX" 384
 write-append /etc/fstab "UUID=0badc0de-0000-4000-8000-000000000000 /data ext4 defaults,nofail 0 2\n"
+sh "sed -i 's/\"digest\": \"[0-9a-f]*\"/\"digest\": \"$(printf '%064d' 0)\"/' /etc/imgbuild/manifest.json"
 EOF
 echo "tampering (one guestfish launch): $(( $(date +%s) - start ))s"
 [ "$(stamp)" = "$before" ] || fail "tampering the overlay changed an image"
@@ -165,7 +168,7 @@ s = ev[-1]
 res = {e["name"]: e for e in ev if e["event"] == "check"}
 failed = sorted(n for n, e in res.items() if e["result"] == "fail")
 want = sorted(["bios-mbr", "grub-cfg", "kernel", "fstab", "machine-id", "ssh-host-keys",
-               "cloud-init-state", "passwords", "secrets",
+               "cloud-init-state", "passwords", "secrets", "manifest",
                "file:/etc/ssh/sshd_config.d/50-imgbuild.conf",
                "file:/usr/local/sbin/imgbuild-firstboot",
                "unit:imgbuild-firstboot.service", "sysctl:kernel.pid_max"])
@@ -180,12 +183,13 @@ assert "32768, expected 4194304" == d("sysctl:kernel.pid_max"), d("sysctl:kernel
 assert "0badc0de" in d("fstab") and "initrd.img" in d("kernel"), (d("fstab"), d("kernel"))
 assert "expected 0000" in d("file:/usr/local/sbin/imgbuild-firstboot")
 assert "sha256" in d("file:/etc/ssh/sshd_config.d/50-imgbuild.conf")
+assert "built from inputs 000000000000, but the spec gives" in d("manifest"), d("manifest")
 for n in ["partitions", "bios-core", "uefi-loader", "os", "unit:ssh.service", "package:systemd"]:
     assert res[n]["result"] == "pass", res[n]
 print(f"tampered: {len(failed)} of {len(res)} checks failed, all in one run "
       f"(launch {s['launch_seconds']:.1f}s, all {s['seconds']:.1f}s)")
 PY
-grep -q "^imgbuild: error: image '$T/tampered.qcow2' failed 13 of 54 checks: bios-mbr, " "$T/tampered.err" \
+grep -q "^imgbuild: error: image '$T/tampered.qcow2' failed 14 of 55 checks: bios-mbr, " "$T/tampered.err" \
 	|| fail "tampered: error line: $(cat "$T/tampered.err")"
 [ "$(grep -c 'error' "$T/tampered.err")" = 1 ] || fail "not one error line: $(cat "$T/tampered.err")"
-ok "a tampered copy fails, naming machine-id, host key, planted keys, token, AWS key, password, file digests, unit, sysctl, boot code, kernel, fstab"
+ok "a tampered copy fails, naming machine-id, host key, planted keys, token, AWS key, password, file digests, unit, sysctl, boot code, kernel, fstab, the manifest's digest"

@@ -134,7 +134,7 @@ expect_exit 0 "$bin" -C "$P" fetch
 grep -q "GET /tool.bin.sha256" "$T/http.log" || fail "checksum file not fetched"
 cleanup
 PIDS=""
-expect_exit 0 "$bin" -C "$P" build supplied --offline
+expect_exit 0 "$bin" -C "$P" build supplied --offline --no-verify
 ok "fetch, then an --offline build with every server dead"
 
 OUT=$P/out

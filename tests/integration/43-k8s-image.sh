@@ -4,7 +4,9 @@
 # unit symlinks, sysctl and module files, containerd's configuration keys, the rendered
 # templates (no placeholder left; pause tag and pod CIDR as the spec says), the manifests
 # on the master, the preloaded archives with the digests the mirror served, and nothing
-# secret baked. Then `imgbuild verify --role master` (the spec's checks, in one launch).
+# secret baked, and /etc/imgbuild/manifest.json the same as the manifest beside the image
+# less its outputs. Then `imgbuild verify --role master` (the spec's checks, in one launch;
+# 10-build makes the master with --no-verify).
 . "$(dirname "$0")/../lib.sh"
 t_init 43-k8s-image
 IMG=$TOP/tests/tmp/images
@@ -45,6 +47,7 @@ download /etc/imgbuild/kubernetes.env $d/kubernetes.env
 download /etc/kubernetes-version $d/kubernetes-version
 download /etc/systemd/system/kubelet.service.d/10-kubeadm.conf $d/10-kubeadm.conf
 download /var/lib/imgbuild/images/index.tsv $d/index.tsv
+download /etc/imgbuild/manifest.json $d/manifest.json
 copy-out /var/lib/imgbuild/images $d
 -copy-out /etc/kubernetes/addons $d
 -copy-out /etc/kubernetes/addons.d $d
@@ -83,6 +86,17 @@ for r in master worker; do
 	grep -qx 'K8S_POD_CIDR=10.244.0.0/16' "$d/kubernetes.env" || fail "$r: pod CIDR"
 	[ "$(cat "$d/kubernetes-version")" = v1.30.2 ] || fail "$r: /etc/kubernetes-version"
 	grep -q 'config=/var/lib/kubelet/config.yaml' "$d/10-kubeadm.conf" || fail "$r: kubelet drop-in"
+	# The manifest inside is the one beside, less what no image can hold about itself.
+	python3 - "$d/manifest.json" "$OUT/$r.manifest.json" <<'PY' || fail "$r: /etc/imgbuild/manifest.json"
+import json, sys
+inside, beside = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
+assert "outputs" not in inside and set(beside["outputs"]) == {"raw", "qcow2"}, (inside.keys(), beside.keys())
+del beside["outputs"]
+assert inside == beside, [k for k in beside if inside.get(k) != beside[k]]
+assert inside["images"] and inside["artifacts"] and len(inside["packages"]) > 100, inside
+print(f"in-image manifest: {len(inside['packages'])} packages, {len(inside['artifacts'])} artifacts, "
+      f"{len(inside['images'])} images, digest {inside['inputs']['digest'][:12]}, as beside")
+PY
 	# No secret: no pki, no cluster.env, no admin.conf.
 	sed -n '/== secrets/,/== swap/p' "$d/gf.out" | grep -qx true && fail "$r: a cluster secret is baked"
 	# Preloaded archives: the index, the manifest and what the mirror served agree, and
@@ -105,7 +119,7 @@ for ref, dg, archive in index:
 print(f"{len(index)} archives, digests as pinned and served")
 PY
 done
-ok "master and worker: binaries 0755 root, units enabled, containerd keys, modules, sysctls, no swap, templates rendered, no secret, archives with the served digests"
+ok "master and worker: binaries 0755 root, units enabled, containerd keys, modules, sysctls, no swap, templates rendered, no secret, archives with the served digests, the manifest inside as beside"
 
 # What only the master has: every control-plane image, the manifests rendered.
 for img in kube-apiserver:v1.30.2 kube-controller-manager:v1.30.2 kube-scheduler:v1.30.2 kube-proxy:v1.30.2 \

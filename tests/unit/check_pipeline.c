@@ -1,4 +1,5 @@
-/* check_pipeline.c: the manifest JSON and the role input digest. */
+/* check_pipeline.c: the manifest JSON (beside and inside the image), the role input digest
+ * and the checks digest. */
 #include "pipeline/build.h"
 #include "pipeline/manifest.h"
 #include "testutil.h"
@@ -148,6 +149,45 @@ START_TEST(test_manifest_is_deterministic_json)
 		"print(\"ok\")'");
 	ck_assert_str_eq(out, "ok\n");
 	ck_assert_ptr_null(strstr(a, tu_dir)); /* no build-host paths */
+
+	/* The copy inside the image: the same less `outputs`, whatever the outputs say. */
+	m.in_image = 1;
+	_cleanup_free_ char *in = ib_manifest_render(&m);
+	m.outputs[0].size = 1;
+	_cleanup_free_ char *in2 = ib_manifest_render(&m);
+	ck_assert_str_eq(in, in2);
+	tu_write("in.json", in);
+	_cleanup_free_ char *out2 = tu_sh(
+		"python3 -c 'import json; m=json.load(open(\"m.json\")); i=json.load(open(\"in.json\"));"
+		"assert \"outputs\" not in i; del m[\"outputs\"]; assert m==i; print(\"ok\")'");
+	ck_assert_str_eq(out2, "ok\n");
+}
+END_TEST
+
+/* What a build is verified against: the chain's checks, and only them. */
+START_TEST(test_checks_digest_follows_checks)
+{
+	fixture();
+	char a[65], b[65], d1[65], d2[65];
+	ib_checks_digest(&res, a);
+	digest(d1);
+	struct ib_check_file cf = {.path = (char *)"/etc/a.conf", .mode = 0644, .has_mode = 1};
+	struct ib_checks ck = {.files = &cf, .n_files = 1};
+	const struct ib_checks *cks[] = {&ck};
+	res.checks = cks;
+	res.n_checks = 1;
+	ib_checks_digest(&res, b);
+	ck_assert_str_ne(a, b);
+	digest(d2);
+	ck_assert_str_eq(d1, d2); /* checks are not an input of the image */
+	cf.mode = 0600;
+	ib_checks_digest(&res, a);
+	ck_assert_str_ne(a, b);
+	cf.mode = 0644;
+	ib_checks_digest(&res, a);
+	ck_assert_str_eq(a, b);
+	res.checks = NULL;
+	res.n_checks = 0;
 }
 END_TEST
 
@@ -157,6 +197,7 @@ static Suite *pipeline_suite(void)
 	TU_CASE(s, "digest", test_digest_follows_inputs);
 	TU_CASE(s, "digest-missing", test_digest_missing_source_is_an_error);
 	TU_CASE(s, "manifest", test_manifest_is_deterministic_json);
+	TU_CASE(s, "checks-digest", test_checks_digest_follows_checks);
 	return s;
 }
 
