@@ -117,6 +117,10 @@ grep -q 'registry.k8s.io/kube-proxy:v1.30.2' "$T/worker/index.tsv" || fail "the 
 grep -qx '/etc/systemd/system/imgbuild-etcd-snapshot.timer' "$T/master/gf.out" || fail "the etcd snapshot timer is not enabled"
 [ -d "$T/worker/addons" ] && fail "the worker carries the manifests"
 [ -f "$T/master/addons.d/istio/kiali.yaml" ] || fail "the master lacks the Istio add-on's Kiali manifest"
+[ -f "$T/master/addons.d/logs/promtail.yaml" ] || fail "the master lacks the logs add-on's promtail manifest"
+for h in master worker; do
+	grep -q '^docker.io/grafana/promtail:2.9.8	' "$T/$h/index.tsv" || fail "$h does not preload promtail (the logs add-on)"
+done
 python3 "$TOP/tests/k8s/check-manifests.py" --images "$TOP/stacks/kubernetes/images.txt" \
 	--var pod_cidr=10.244.0.0/16 --var app_image=docker.io/quodesre/final-project-application:1.0 "$T/master" >"$T/check.out" 2>&1 ||
 	{ cat "$T/check.out"; fail "the master's rendered manifests fail the checks"; }

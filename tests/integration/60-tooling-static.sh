@@ -479,9 +479,17 @@ if pt["clients"][0]["url"] != "http://loki:3100/loki/api/v1/push":
 jobs = {j["job_name"]: j for j in pt["scrape_configs"]}
 if "docker_sd_configs" not in jobs.get("docker", {}) or "journal" not in jobs.get("journal", {}):
     errors.append("promtail: docker and journal jobs")
-node = y("promtail/promtail-node.yaml")
-if "TOOLING_PRIVATE_ADDR" not in node["clients"][0]["url"]:
-    errors.append("promtail-node: does not push to the tooling host's private address")
+# The nodes' promtail (the Kubernetes add-on logs) pushes to this Loki's port and labels the
+# journal as the tooling host's own does, so one query covers every host.
+ds = [d for d in yaml.safe_load_all(open(os.path.join(os.path.dirname(s), "kubernetes/addons.d/logs/promtail.yaml")))
+      if d and d["kind"] == "ConfigMap" and d["metadata"]["name"] == "promtail"]
+node = yaml.safe_load(ds[0]["data"]["promtail.yaml"]) if ds else {}
+if [c["url"] for c in node.get("clients", [])] != ["http://${TOOLING_ADDRESS}:%d/loki/api/v1/push" % loki["server"]["http_listen_port"]]:
+    errors.append("k8s promtail (addons.d/logs): does not push to the tooling host's Loki port")
+nj = {j["job_name"]: j for j in node.get("scrape_configs", [])}
+if nj.get("journal", {}).get("journal", {}).get("labels") != jobs["journal"]["journal"]["labels"] or \
+        nj["journal"].get("relabel_configs") != jobs["journal"].get("relabel_configs"):
+    errors.append("k8s promtail (addons.d/logs): its journal labels differ from the tooling host's")
 tempo = y("tempo/tempo.yaml")
 otlp = tempo["distributor"]["receivers"]["otlp"]["protocols"]
 if not otlp["grpc"]["endpoint"].endswith(":4317") or not otlp["http"]["endpoint"].endswith(":4318"):
