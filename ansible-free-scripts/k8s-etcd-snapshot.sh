@@ -8,6 +8,13 @@
 # etcdctl on the host is used when installed; else it runs in the etcd container
 # (`crictl exec`: the etcd image has etcdctl, no shell), writing into /var/lib/etcd, the
 # static pod's hostPath, from where the snapshot is moved.
+#
+# The outcome is reported as the tooling stack's backup metric (stacks/tooling/README.md,
+# "Backup metric"), in /var/lib/node-exporter/textfile/imgbuild_backup_etcd.prom, read by
+# the node-exporter DaemonSet (stacks/kubernetes/addons/20-node-exporter.yaml):
+#   imgbuild_backup_last_success_timestamp_seconds{kind="etcd",db="etcd"} <unix time>
+# written atomically once the snapshot is on disk and, with a bucket, uploaded; 0 until
+# the first success; a failed run leaves the previous value, so BackupMissing fires.
 set -eu
 k8s_prog=imgbuild-etcd-snapshot
 k8s_lib=${IMGBUILD_K8S_LIB:-/usr/local/lib/imgbuild/k8s-lib.sh}
@@ -29,6 +36,22 @@ backup_env=$R/etc/imgbuild/backup.env
 keep=${IMGBUILD_BACKUP_KEEP:-7}
 pki=/etc/kubernetes/pki/etcd
 timeout=${IMGBUILD_ETCD_SNAPSHOT_TIMEOUT:-300}
+textfile_dir=$R${IMGBUILD_TEXTFILE_DIR:-/var/lib/node-exporter/textfile}
+metric=imgbuild_backup_last_success_timestamp_seconds
+prom=$textfile_dir/imgbuild_backup_etcd.prom
+
+# write_metric TIME: the textfile, atomically (a temporary name node_exporter does not read,
+# then rename).
+write_metric() {
+	mkdir -p "$textfile_dir" || die "cannot create $textfile_dir"
+	{
+		echo "# HELP $metric Unix time of the last successful backup."
+		echo "# TYPE $metric gauge"
+		echo "$metric{kind=\"etcd\",db=\"etcd\"} $1"
+	} >"$prom.tmp" || die "cannot write $prom.tmp"
+	chmod 0644 "$prom.tmp"
+	mv -f "$prom.tmp" "$prom" || die "cannot write $prom"
+}
 
 log "starting"
 if [ ! -f "$manifest" ]; then
@@ -36,6 +59,8 @@ if [ ! -f "$manifest" ]; then
 	exit 0
 fi
 k8s_match "$keep" '[1-9][0-9]{0,3}' || die "IMGBUILD_BACKUP_KEEP='$keep' is not a number from 1 to 9999"
+# Never succeeded yet: 0, so the series exists and BackupMissing can fire.
+[ -f "$prom" ] || write_metric 0
 
 if [ -f "$backup_env" ]; then
 	k8s_check_trusted "$backup_env"
@@ -108,4 +133,6 @@ else
 		die "uploading $dest to s3://$bucket/$prefix$name failed (the snapshot is kept here)"
 	log "uploaded $dest to s3://$bucket/$prefix$name"
 fi
+write_metric "$(date +%s)"
+log "wrote $prom"
 log "done"

@@ -4,7 +4,10 @@
 # then /etc/imgbuild/cluster.env (0600, root's), renders /etc/kubernetes/imgbuild/kubeadm.yaml
 # (0600), runs `kubeadm init --config ... --upload-certs`, then applies
 # /etc/kubernetes/addons/*.yaml in name order and the manifests of each add-on K8S_ADDONS names
-# (/etc/kubernetes/addons.d/<name>/*.yaml; istio first runs `istioctl install`).
+# (/etc/kubernetes/addons.d/<name>/*.yaml; istio first runs `istioctl install`). With
+# K8S_TOOLING_ADDRESS set (the tooling host's private address), the add-on logs is on too:
+# the ConfigMap monitoring/tooling (address) first, then addons.d/logs (promtail shipping
+# every node's journal to the tooling host's Loki); without it, logs is never applied.
 #
 # Idempotent: with /etc/kubernetes/kubelet.conf and /var/lib/imgbuild/k8s-master.done present it
 # does nothing; with kubelet.conf alone (an earlier run stopped after `kubeadm init`) it skips
@@ -76,8 +79,12 @@ k8s_need K8S_TOKEN '[a-z0-9]{6}\.[a-z0-9]{16}' "a bootstrap token ([a-z0-9]{6}.[
 k8s_need K8S_CERT_KEY '[0-9a-f]{64}' "a certificate key (64 lower-case hex digits)" secret
 k8s_may K8S_CA_HASH 'sha256:[0-9a-f]{64}' "sha256: and 64 lower-case hex digits"
 k8s_may K8S_CLUSTER_NAME "$K8S_RE_LABEL" "a cluster name (lower-case letters, digits and '-')"
+k8s_may K8S_TOOLING_ADDRESS "$K8S_RE_IPV4|$K8S_RE_DNS" "an IPv4 address or a DNS name (the tooling host's, where Loki listens)"
 for a in ${K8S_ADDONS:-}; do
-	if ! k8s_match "$a" "$K8S_RE_LABEL"; then
+	if [ "$a" = logs ]; then
+		[ -n "${K8S_TOOLING_ADDRESS:-}" ] ||
+			k8s_problem "K8S_ADDONS names logs, but K8S_TOOLING_ADDRESS is empty: there is no tooling host to ship the logs to"
+	elif ! k8s_match "$a" "$K8S_RE_LABEL"; then
 		k8s_problem "K8S_ADDONS names '$a', which is not an add-on name"
 	elif [ ! -d "$addons_d/$a" ]; then
 		k8s_problem "K8S_ADDONS names '$a', but this image has no $addons_d/$a/ (known: $(cd "$addons_d" 2>/dev/null && printf '%s ' */ | tr -d /))"
@@ -163,10 +170,41 @@ apply_dir() {
 	[ "$n" -gt 0 ] || warn "no manifests in $1"
 }
 
+# The add-ons to apply: K8S_ADDONS, and logs when there is a tooling host.
+enabled=""
+for a in ${K8S_ADDONS:-}; do
+	[ "$a" = logs ] || enabled="$enabled $a"
+done
+if [ -n "${K8S_TOOLING_ADDRESS:-}" ]; then
+	enabled="$enabled logs"
+else
+	log "K8S_TOOLING_ADDRESS is empty: no tooling host, the nodes' logs are not shipped (add-on logs not applied)"
+fi
+
 log "applying the add-ons in $addons"
 apply_dir "$addons"
-for a in ${K8S_ADDONS:-}; do
+for a in $enabled; do
 	log "add-on $a"
+	if [ "$a" = logs ]; then
+		# The address promtail reads (configMapKeyRef monitoring/tooling, key address).
+		tooling_cm=$R/etc/kubernetes/imgbuild/tooling.yaml
+		mkdir -p "${tooling_cm%/*}"
+		cat >"$tooling_cm" <<EOF
+# Written by imgbuild-k8s-master from K8S_TOOLING_ADDRESS (/etc/imgbuild/cluster.env).
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: tooling
+  namespace: monitoring
+  labels:
+    app.kubernetes.io/part-of: monitoring
+data:
+  address: "$K8S_TOOLING_ADDRESS"
+EOF
+		k8s_retry "kubectl apply -f $tooling_cm" "$apply_timeout" \
+			kubectl --kubeconfig "$K8S_ADMIN_CONF" apply -f "$tooling_cm"
+		log "logs: every node's journal goes to Loki at http://$K8S_TOOLING_ADDRESS:3100"
+	fi
 	if [ "$a" = istio ]; then
 		k8s_retry "istioctl install (profile minimal)" "$apply_timeout" \
 			istioctl install -y --set profile=minimal --kubeconfig "$K8S_ADMIN_CONF"
@@ -175,5 +213,5 @@ for a in ${K8S_ADDONS:-}; do
 done
 
 mkdir -p "$K8S_STATE_DIR"
-printf 'add-ons: %s\n' "${K8S_ADDONS:-}" >"$done_mark"
+printf 'add-ons:%s\n' "$enabled" >"$done_mark"
 log "done: control plane $K8S_NODE_NAME is up, add-ons applied (recorded in $done_mark)"

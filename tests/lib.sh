@@ -156,8 +156,11 @@ t_payloads() {
 		python3 "$TOP/tests/tooling/mkimages.py" "$1" "$2" >"$T/tooling-images.txt" ||
 			fail "tests/tooling/mkimages.py failed"
 		echo "tooling images: $(grep -c '^image [^ ]* real ' "$T/tooling-images.txt") run Debian's software" \
-			"($(awk '$3 == "real" { printf "%s%s", s, $2; s = ", " }' "$T/tooling-images.txt"));" \
+			"($(awk '$1 == "image" && $3 == "real" { printf "%s%s", s, $2; s = ", " }' "$T/tooling-images.txt"));" \
 			"$(grep -c '^image [^ ]* stand-in ' "$T/tooling-images.txt") are HTTP stand-ins" \
-			"($(awk '$3 == "stand-in" { printf "%s%s", s, $2; s = ", " }' "$T/tooling-images.txt"))"
+			"($(awk '$1 == "image" && $3 == "stand-in" { printf "%s%s", s, $2; s = ", " }' "$T/tooling-images.txt"))"
+		! grep -q '^plugin ' "$T/tooling-images.txt" ||
+			echo "jenkins plugins: $(grep -c '^plugin ' "$T/tooling-images.txt") stand-in .hpi files and their" \
+				"sha256 files served for updates.jenkins.io and repo.jenkins-ci.org (not exercised: the real plugins)"
 	fi
 }

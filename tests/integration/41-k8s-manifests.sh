@@ -9,7 +9,7 @@ python3 -c 'import yaml' 2>/dev/null || skip "PyYAML is not installed (apt-get i
 
 K=$TOP/stacks/kubernetes
 for f in addons/10-flannel.yaml addons/20-node-exporter.yaml addons/30-app-prod.yaml \
-	addons/31-app-dev.yaml addons.d/istio/kiali.yaml images.txt README.md; do
+	addons/31-app-dev.yaml addons.d/istio/kiali.yaml addons.d/logs/promtail.yaml images.txt README.md; do
 	[ -f "$K/$f" ] || fail "no stacks/kubernetes/$f"
 done
 
@@ -21,7 +21,7 @@ check() {
 }
 
 expect_exit 0 check "$K"
-grep -q '^check-manifests: ok: 5 files, ' "$T/out" || fail "summary: $(cat "$T/out")"
+grep -q '^check-manifests: ok: 6 files, ' "$T/out" || fail "summary: $(cat "$T/out")"
 [ -s "$T/err" ] && fail "the checker complained on success: $(cat "$T/err")"
 ok "$(cat "$T/out")"
 
@@ -122,6 +122,26 @@ broken ne-rootfs-rw $A/20-node-exporter.yaml '/mountPath: \/host\/root/{n;s/read
 	"the mount of the host's / is not readOnly"
 broken ne-procfs $A/20-node-exporter.yaml 's|--path.procfs=/host/proc|--path.procfs=/proc|' \
 	"--path.procfs=/proc is not a mount of the host's /proc"
+broken ne-textfile $A/20-node-exporter.yaml '/--collector.textfile.directory/d' \
+	"container node-exporter: --collector.textfile.directory is unset, not /host/root/var/lib/node-exporter/textfile"
+L=addons.d/logs/promtail.yaml
+PT='promtail.yaml: DaemonSet monitoring/promtail'
+broken promtail-address $L 's/name: tooling$/name: tooling-addr/' \
+	"$PT: container promtail: TOOLING_ADDRESS does not come from ConfigMap tooling, key address"
+broken promtail-loki-port $L 's/:3100\/loki/:3101\/loki/' \
+	"ConfigMap monitoring/promtail: promtail.yaml: clients push to .*3101"
+broken promtail-journal $L '/path: \/var\/log\/journal$/{/hostPath/!d}' \
+	"promtail.yaml: no journal scrape config reading /var/log/journal"
+broken promtail-journal-mount $L '/mountPath: \/var\/log\/journal/,+1d' \
+	"$PT: container promtail: the host's /var/log/journal is not mounted"
+broken promtail-machine-id $L '/mountPath: \/etc\/machine-id/{n;s/readOnly: true/readOnly: false/}' \
+	"the mount of the host's /etc/machine-id is not readOnly"
+broken promtail-positions $L '/^        - name: positions$/{n;s/hostPath:/emptyDir: {}/;n;N;d}' \
+	"$PT: container promtail: positions \(/var/lib/promtail\) are not on a hostPath"
+broken promtail-toleration $L 's/- operator: Exists/- operator: Equal/' \
+	"$PT: does not tolerate the control plane taint"
+broken promtail-expand-env $L '/-config.expand-env=true/d' \
+	"$PT: container promtail: no -config.expand-env=true"
 broken kiali-nodeport addons.d/istio/kiali.yaml 's/nodePort: 20001/nodePort: 20002/' \
 	"Deployment istio-system/kiali: no NodePort Service with nodePort 20001"
 broken kiali-prometheus addons.d/istio/kiali.yaml 's|{{ prometheus_url }}|http://localhost:9090|' \
@@ -140,6 +160,14 @@ broken namespace-order $A/20-node-exporter.yaml 's/^  name: monitoring$/  name: 
 	"namespace monitoring is not created before it"
 broken bad-yaml $A/31-app-dev.yaml 's/^  replicas: \(.*\)$/  replicas: [\1/' \
 	"31-app-dev.yaml:[0-9]+:[0-9]+: not valid YAML once rendered"
+# Promtail moved among the add-ons always applied (it must wait for K8S_TOOLING_ADDRESS).
+d=$T/broken/promtail-in-addons
+mkdir -p "$d" && cp -R "$K/." "$d/" && mv "$d/$L" "$d/addons/40-promtail.yaml"
+sed -i 's/  # addon=logs$//' "$d/images.txt"
+expect_exit 1 check "$d"
+grep -q "40-promtail.yaml: DaemonSet monitoring/promtail: promtail belongs in addons.d/logs/" "$T/err" ||
+	fail "promtail-in-addons: $(cat "$T/err")"
+cases=$((cases + 1))
 ok "$cases broken copies of the manifests, each caught with the right message"
 
 # A variable the role does not give is an error, as imgbuild's renderer makes it.

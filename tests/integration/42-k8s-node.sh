@@ -166,7 +166,7 @@ PY
 systemd-tmpfiles --create --root="$T/tmpfiles" "$F/tmpfiles.d/imgbuild-k8s.conf" >"$T/tmpfiles.out" 2>&1 ||
 	{ cat "$T/tmpfiles.out"; fail "systemd-tmpfiles --create imgbuild-k8s.conf"; }
 [ ! -s "$T/tmpfiles.out" ] || { cat "$T/tmpfiles.out"; fail "systemd-tmpfiles complains"; }
-for d in "755 etc/kubernetes/manifests" "755 etc/containerd/conf.d" "755 etc/containerd/certs.d" "700 var/backups/etcd"; do
+for d in "755 etc/kubernetes/manifests" "755 etc/containerd/conf.d" "755 etc/containerd/certs.d" "700 var/backups/etcd" "755 var/lib/node-exporter/textfile"; do
 	[ "$(stat -c %a "$T/tmpfiles/${d#* }" 2>/dev/null)" = "${d%% *}" ] || fail "tmpfiles.d does not make /${d#* } ${d%% *}"
 done
 ok "sysctl.d (9 keys), modules-load.d (overlay, br_netfilter), crictl.yaml, tmpfiles.d"
@@ -190,12 +190,13 @@ newroot() {
 	N=$T/$1
 	rm -rf "$N"
 	mkdir -p "$N/root/etc/imgbuild" "$N/root/etc/kubernetes/addons" "$N/root/etc/kubernetes/addons.d/istio" \
-		"$N/root/etc/kubernetes/addons.d/extra" "$N/stub"
+		"$N/root/etc/kubernetes/addons.d/extra" "$N/root/etc/kubernetes/addons.d/logs" "$N/stub"
 	cp "$T/kubernetes.env" "$N/root/etc/imgbuild/kubernetes.env"
 	for m in 20-second 10-first 30-third; do echo "kind: ConfigMap # $m" >"$N/root/etc/kubernetes/addons/$m.yaml"; done
 	echo "not a manifest" >"$N/root/etc/kubernetes/addons/README"
 	echo "kind: Deployment # kiali" >"$N/root/etc/kubernetes/addons.d/istio/kiali.yaml"
 	echo "kind: Deployment # extra" >"$N/root/etc/kubernetes/addons.d/extra/x.yaml"
+	echo "kind: DaemonSet # promtail" >"$N/root/etc/kubernetes/addons.d/logs/promtail.yaml"
 	cat >"$N/root/etc/imgbuild/cluster.env" <<EOF
 K8S_CLUSTER_NAME=quode-sre
 K8S_MASTER_ADDRESS=10.77.0.10        # the worker joins K8S_MASTER_ADDRESS:6443
@@ -279,7 +280,9 @@ grep -q "^-t imgbuild-k8s -p user.info -- imgbuild-k8s-master: running: kubeadm 
 	fail "steps not logged to the journal: $(head -5 "$N/stub/journal")"
 grep -q "$TOKEN\|$CERTKEY" "$N/err" "$N/stub/journal" "$N/stub/calls" && fail "a secret reached the logs or a command line"
 [ -f "$N/root/var/lib/imgbuild/k8s-master.done" ] || fail "no done mark"
-ok "master: kubeadm.yaml (0600) holds every cluster.env value; kubeadm init --config --upload-certs; add-ons applied in order with retries, only the enabled one"
+grep -q "K8S_TOOLING_ADDRESS is empty: no tooling host, the nodes' logs are not shipped" "$N/err" ||
+	fail "no word on the logs add-on left out: $(cat "$N/err")"
+ok "master: kubeadm.yaml (0600) holds every cluster.env value; kubeadm init --config --upload-certs; add-ons applied in order with retries, only the enabled one (no K8S_TOOLING_ADDRESS: no log shipper)"
 
 # Again: nothing at all.
 : >"$N/stub/calls"
@@ -316,6 +319,31 @@ want=$(echo "$want" | sed "s|$T/master/|$N/|g")
 [ "$seq" = "$want" ] || fail "istio call order: $seq, expected $want"
 calls istioctl | grep -q "^istioctl install -y --set profile=minimal --kubeconfig " || fail "istioctl: $(calls istioctl)"
 ok "master: advertise address from the default route, node name from the host name, kubernetes.env's pod CIDR; istioctl install then Kiali"
+
+# -- master: a tooling host: the logs add-on, after the ConfigMap with its address --
+newroot master-logs
+setenv K8S_TOOLING_ADDRESS=10.77.0.20
+runs k8s-master
+expect_rc 0 "imgbuild-k8s-master (K8S_TOOLING_ADDRESS)"
+seq=$(grep -E '^kubectl ' "$N/stub/calls" | awk '{print $NF}' | sed "s|^$N/root/etc/kubernetes/||" | tr '\n' ';')
+want="addons/10-first.yaml;addons/20-second.yaml;addons/30-third.yaml;addons.d/extra/x.yaml;imgbuild/tooling.yaml;addons.d/logs/promtail.yaml;"
+[ "$seq" = "$want" ] || fail "logs call order: $seq, expected $want"
+python3 - "$N/root/etc/kubernetes/imgbuild/tooling.yaml" <<'PY' || fail "the ConfigMap monitoring/tooling"
+import sys, yaml
+d = yaml.safe_load(open(sys.argv[1]))
+assert (d["apiVersion"], d["kind"]) == ("v1", "ConfigMap"), d
+assert (d["metadata"]["namespace"], d["metadata"]["name"]) == ("monitoring", "tooling"), d
+assert d["data"] == {"address": "10.77.0.20"}, d
+PY
+grep -qx 'add-ons: extra logs' "$N/root/var/lib/imgbuild/k8s-master.done" || fail "done mark: $(cat "$N/root/var/lib/imgbuild/k8s-master.done")"
+# Named in K8S_ADDONS as well: applied once.
+newroot master-logs-named
+setenv K8S_TOOLING_ADDRESS=tooling.example
+setenv K8S_ADDONS='"logs extra"'
+runs k8s-master
+expect_rc 0 "imgbuild-k8s-master (K8S_ADDONS logs, K8S_TOOLING_ADDRESS)"
+[ "$(calls kubectl | grep -c 'addons.d/logs/promtail.yaml$')" = 1 ] || fail "logs applied $(calls kubectl | grep -c logs) times"
+ok "master: K8S_TOOLING_ADDRESS set: the ConfigMap monitoring/tooling with it, then addons.d/logs (promtail), after the other add-ons, once"
 
 # -- master: the CA the user-data wrote, and K8S_CA_HASH --
 if command -v openssl >/dev/null; then
@@ -373,6 +401,14 @@ newroot refuse-unquoted
 setenv 'K8S_ADDONS=extra istio'
 runs k8s-master
 refuse "unquoted value with a space" "cluster.env is not a list of shell assignments"
+newroot refuse-logs
+setenv K8S_ADDONS=logs
+runs k8s-master
+refuse "logs without a tooling host" "K8S_ADDONS names logs, but K8S_TOOLING_ADDRESS is empty"
+newroot refuse-tooling-address
+setenv K8S_TOOLING_ADDRESS=http://10.77.0.20:3100
+runs k8s-master
+refuse "a bad tooling address" "K8S_TOOLING_ADDRESS='http://10.77.0.20:3100' is not an IPv4 address or a DNS name"
 newroot refuse-istio
 setenv K8S_ADDONS=istio
 runs k8s-master PATH="$T/bin-noistio:$SYSPATH"
@@ -395,7 +431,7 @@ runs k8s-master STUB_KUBECTL_FAIL=1 IMGBUILD_K8S_APPLY_TIMEOUT=2 IMGBUILD_K8S_RE
 [ "$rc" != 0 ] && grep -q "kubectl apply -f .*10-first.yaml: still failing (exit 1) after 2s" "$N/err" ||
 	{ cat "$N/err"; fail "kubectl apply failing for good is not bounded and reported"; }
 [ ! -f "$N/root/var/lib/imgbuild/k8s-master.done" ] || fail "done mark written after a failure"
-ok "master refuses: cluster.env 0644, not root's, missing; a missing or bad token (every bad value named); unknown add-on; istio without istioctl; failed image import; kubeadm/kubectl failures reported"
+ok "master refuses: cluster.env 0644, not root's, missing; a missing or bad token (every bad value named); unknown add-on; logs without K8S_TOOLING_ADDRESS, a bad one; istio without istioctl; failed image import; kubeadm/kubectl failures reported"
 
 # -- worker --
 newroot worker
@@ -506,6 +542,14 @@ have=$(cd "$B" && ls etcd-*.db | tr '\n' ' ')
 	fail "rotation kept: $have"
 [ -f "$B/notes.txt" ] || fail "rotation removed a file that is not a snapshot"
 [ ! -e "$N/root/var/lib/etcd/imgbuild-snapshot.db" ] || fail "the snapshot was left in /var/lib/etcd"
+# The backup metric (stacks/tooling/README.md, "Backup metric") for node-exporter's textfile
+# collector: a success is now, in a 0644 file written without a leftover temporary.
+P=$N/root/var/lib/node-exporter/textfile/imgbuild_backup_etcd.prom
+etcd_metric() { sed -n 's/^imgbuild_backup_last_success_timestamp_seconds{kind="etcd",db="etcd"} \([0-9]*\)$/\1/p' "$P" 2>/dev/null; }
+m1=$(etcd_metric)
+[ -n "$m1" ] && [ $(($(date +%s) - m1)) -lt 60 ] && [ "$m1" -le "$(date +%s)" ] || fail "etcd backup metric: $(cat "$P" 2>&1)"
+grep -qx '# TYPE imgbuild_backup_last_success_timestamp_seconds gauge' "$P" || fail "no TYPE line in $P"
+[ "$(stat -c %a "$P")" = 644 ] && [ ! -e "$P.tmp" ] || fail "metric file mode $(stat -c %a "$P"), or its temporary left"
 calls crictl | grep -q "^crictl exec -s --timeout 300 etcd0123 etcdctl --endpoints https://127.0.0.1:2379 --cacert /etc/kubernetes/pki/etcd/ca.crt --cert /etc/kubernetes/pki/etcd/healthcheck-client.crt --key /etc/kubernetes/pki/etcd/healthcheck-client.key snapshot save /var/lib/etcd/imgbuild-snapshot.db$" ||
 	fail "crictl exec: $(calls crictl)"
 grep -q "no BACKUP_S3_BUCKET" "$N/err" || fail "no word on S3"
@@ -528,11 +572,21 @@ runs k8s-etcd-snapshot
 rm "$N/root/etc/imgbuild/backup.env"
 runs k8s-etcd-snapshot STUB_ETCD_ID=
 [ "$rc" != 0 ] && grep -q "no running etcd container" "$N/err" || fail "no etcd container: $(cat "$N/err")"
+m2=$(etcd_metric)
+[ -n "$m2" ] && [ "$m2" -ge "$m1" ] || fail "etcd metric after successes: '$m2'"
+sleep 1
+runs k8s-etcd-snapshot STUB_ETCD_ID=
+[ "$rc" != 0 ] && [ "$(etcd_metric)" = "$m2" ] || fail "a failed snapshot changed the metric: $(cat "$P")"
+# A control plane whose snapshots never succeeded reports 0 (BackupMissing then fires).
+rm -f "$P"
+runs k8s-etcd-snapshot STUB_ETCD_ID=
+[ "$rc" != 0 ] && [ "$(etcd_metric)" = 0 ] || fail "never succeeded: metric $(cat "$P" 2>&1)"
 newroot etcd-worker
 runs k8s-etcd-snapshot
 expect_rc 0 "imgbuild-etcd-snapshot on a worker"
 [ -z "$(calls crictl)" ] && grep -q "nothing to do" "$N/err" || fail "etcd snapshot on a worker: $(cat "$N/err")"
-ok "etcd snapshot: crictl exec etcdctl into /var/lib/etcd, moved to /var/backups/etcd (0600), newest N kept, S3 upload or a warning; nothing on a worker"
+[ ! -e "$N/root/var/lib/node-exporter/textfile/imgbuild_backup_etcd.prom" ] || fail "a worker reports an etcd backup metric"
+ok "etcd snapshot: crictl exec etcdctl into /var/lib/etcd, moved to /var/backups/etcd (0600), newest N kept, S3 upload or a warning; the backup metric written (now on success, kept on failure, 0 before any); nothing on a worker"
 
 # ---- imgbuild-k8s-images against a real containerd ----
 if [ "$(id -u)" != 0 ] || ! command -v containerd >/dev/null || ! command -v ctr >/dev/null; then

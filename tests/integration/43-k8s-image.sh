@@ -101,8 +101,10 @@ PY
 	sed -n '/== secrets/,/== swap/p' "$d/gf.out" | grep -qx true && fail "$r: a cluster secret is baked"
 	# Preloaded archives: the index, the manifest and what the mirror served agree, and
 	# each archive's index.json names that digest.
-	python3 - "$d/index.tsv" "$OUT/$r.manifest.json" "$PAY" "$d/images" <<'PY' || fail "$r: preloaded images"
-import json, os, sys, tarfile
+	# promtail is also a tooling image: tests/tooling/mkimages.py, run after mkpayloads.py,
+	# wrote the mirror's manifest for it last.
+	python3 - "$d/index.tsv" "$OUT/$r.manifest.json" "$PAY" "$d/images" "${PAY%/*}/tooling-images.txt" <<'PY' || fail "$r: preloaded images"
+import json, os, re, sys, tarfile
 index = [l.rstrip("\n").split("\t") for l in open(sys.argv[1]) if not l.startswith("#")]
 man = {i["ref"]: i["manifest_digest"] for i in json.load(open(sys.argv[2]))["images"]}
 served = {}
@@ -110,6 +112,16 @@ for l in open(sys.argv[3]):
     p = l.split()
     if p[0] == "image":
         served[p[1]] = p[3]
+if os.path.exists(sys.argv[5]):
+    for l in open(sys.argv[5]):
+        m = re.fullmatch(r"image (\S+) .*sha256:([0-9a-f]{64})\)", l.strip())
+        if m:
+            ref = m.group(1)
+            if "/" not in ref:
+                ref = "docker.io/library/" + ref
+            elif "." not in ref.split("/")[0]:
+                ref = "docker.io/" + ref
+            served[ref] = "sha256:" + m.group(2)
 assert {ref: dg for ref, dg, _ in index} == man, (index, man)
 for ref, dg, archive in index:
     assert served[ref] == dg, (ref, dg, served.get(ref))
@@ -131,6 +143,10 @@ grep -q 'registry.k8s.io/kube-proxy:v1.30.2' "$T/worker/index.tsv" || fail "the 
 grep -qx '/etc/systemd/system/imgbuild-etcd-snapshot.timer' "$T/master/gf.out" || fail "the etcd snapshot timer is not enabled"
 [ -d "$T/worker/addons" ] && fail "the worker carries the manifests"
 [ -f "$T/master/addons.d/istio/kiali.yaml" ] || fail "the master lacks the Istio add-on's Kiali manifest"
+[ -f "$T/master/addons.d/logs/promtail.yaml" ] || fail "the master lacks the logs add-on's promtail manifest"
+for h in master worker; do
+	grep -q '^docker.io/grafana/promtail:2.9.8	' "$T/$h/index.tsv" || fail "$h does not preload promtail (the logs add-on)"
+done
 python3 "$TOP/tests/k8s/check-manifests.py" --images "$TOP/stacks/kubernetes/images.txt" \
 	--var pod_cidr=10.244.0.0/16 --var app_image=docker.io/quodesre/final-project-application:1.0 "$T/master" >"$T/check.out" 2>&1 ||
 	{ cat "$T/check.out"; fail "the master's rendered manifests fail the checks"; }

@@ -180,6 +180,11 @@ for name, good, what in checks:
 
 # Volumes: host data under /srv/tooling/<dir> that tooling-init creates; files from the
 # tree exist; nothing else but the few host paths the collectors need.
+# Directories only the build fills (the tooling role's artifacts, e.g. the Jenkins plugins),
+# as seen from the stack's directory.
+role = yaml.safe_load(open(os.path.join(os.path.dirname(os.path.dirname(src)), "images/tooling.yaml")))
+artifact_dirs = {os.path.dirname(a["destination"]).replace("/opt/imgbuild/tooling", src, 1)
+                 for a in role.get("artifacts") or [] if a.get("destination", "").startswith("/opt/imgbuild/tooling/")}
 init = open(os.path.join(src, "bin", "tooling-init")).read()
 made = set(re.findall(r"^([a-z-]+) \d+:\d+ 0[0-7]{3}$", init, re.M))
 allowed_host = {"/var/run/docker.sock", "/var/log/journal", "/run/log/journal", "/etc/machine-id", "/"}
@@ -190,8 +195,8 @@ for name, s in svcs.items():
             if hostp[len("/srv/tooling/"):] not in made:
                 errors.append(f"{name}: {hostp} is not created by bin/tooling-init")
         elif hostp.startswith(src + "/"):
-            if not os.path.exists(hostp):
-                errors.append(f"{name}: mounts {hostp}, which does not exist")
+            if not os.path.exists(hostp) and hostp not in artifact_dirs:
+                errors.append(f"{name}: mounts {hostp}, which does not exist (and no artifact of images/tooling.yaml goes there)")
         elif hostp not in allowed_host:
             errors.append(f"{name}: unexpected host path {hostp}")
 
@@ -479,9 +484,17 @@ if pt["clients"][0]["url"] != "http://loki:3100/loki/api/v1/push":
 jobs = {j["job_name"]: j for j in pt["scrape_configs"]}
 if "docker_sd_configs" not in jobs.get("docker", {}) or "journal" not in jobs.get("journal", {}):
     errors.append("promtail: docker and journal jobs")
-node = y("promtail/promtail-node.yaml")
-if "TOOLING_PRIVATE_ADDR" not in node["clients"][0]["url"]:
-    errors.append("promtail-node: does not push to the tooling host's private address")
+# The nodes' promtail (the Kubernetes add-on logs) pushes to this Loki's port and labels the
+# journal as the tooling host's own does, so one query covers every host.
+ds = [d for d in yaml.safe_load_all(open(os.path.join(os.path.dirname(s), "kubernetes/addons.d/logs/promtail.yaml")))
+      if d and d["kind"] == "ConfigMap" and d["metadata"]["name"] == "promtail"]
+node = yaml.safe_load(ds[0]["data"]["promtail.yaml"]) if ds else {}
+if [c["url"] for c in node.get("clients", [])] != ["http://${TOOLING_ADDRESS}:%d/loki/api/v1/push" % loki["server"]["http_listen_port"]]:
+    errors.append("k8s promtail (addons.d/logs): does not push to the tooling host's Loki port")
+nj = {j["job_name"]: j for j in node.get("scrape_configs", [])}
+if nj.get("journal", {}).get("journal", {}).get("labels") != jobs["journal"]["journal"]["labels"] or \
+        nj["journal"].get("relabel_configs") != jobs["journal"].get("relabel_configs"):
+    errors.append("k8s promtail (addons.d/logs): its journal labels differ from the tooling host's")
 tempo = y("tempo/tempo.yaml")
 otlp = tempo["distributor"]["receivers"]["otlp"]["protocols"]
 if not otlp["grpc"]["endpoint"].endswith(":4317") or not otlp["http"]["endpoint"].endswith(":4318"):
@@ -523,6 +536,79 @@ if errors:
     sys.exit(1)
 PY
 ok "Loki, Promtail, Tempo, JCasC, plugins.txt, Jenkinsfile"
+
+# --- Jenkins plugins: plugins.txt and the role's artifacts agree
+# plugins_agree PLUGINS_TXT ROLE_YAML: exit 1 naming each difference.
+plugins_agree() {
+	python3 - "$1" "$2" <<'PY'
+import re, sys, yaml
+errors = []
+plugins = {}
+for line in open(sys.argv[1]):
+    line = line.split("#")[0].strip()
+    m = re.fullmatch(r"([a-z0-9-]+):([0-9][A-Za-z0-9._-]*)", line)
+    if m:
+        plugins[m.group(1)] = m.group(2)
+# Every plugins.txt entry is baked as a pinned artifact of the tooling role, and every baked
+# plugin is in plugins.txt: same id, same version, from the update center, with a digest.
+role = yaml.safe_load(open(sys.argv[2]))
+plugdir = "/opt/imgbuild/tooling/jenkins/plugins/"
+baked = {}
+for a in role.get("artifacts") or []:
+    dest = a.get("destination", "")
+    if not (a["name"].startswith("jenkins-plugin-") or dest.startswith(plugdir)):
+        continue
+    m = re.fullmatch(r"https://updates\.jenkins\.io/download/plugins/([a-z0-9-]+)/([^/]+)/([a-z0-9-]+)\.hpi", a["url"])
+    if not m or m.group(1) != m.group(3):
+        errors.append(f"tooling.yaml: artifact {a['name']}: {a['url']} is not an update center download")
+        continue
+    pid, ver = m.group(1), m.group(2)
+    if a["name"] != "jenkins-plugin-" + pid or dest != plugdir + pid + ".jpi":
+        errors.append(f"tooling.yaml: artifact {a['name']}: want name jenkins-plugin-{pid}, destination {plugdir}{pid}.jpi")
+    if not a.get("sha256") and not (a.get("checksum_url") or "").endswith(f"/{pid}/{ver}/{pid}-{ver}.hpi.sha256"):
+        errors.append(f"tooling.yaml: artifact {a['name']}: neither sha256 nor the release's .sha256")
+    baked[pid] = ver
+for pid in sorted(set(plugins) | set(baked)):
+    if pid not in baked:
+        errors.append(f"plugins.txt: {pid}:{plugins[pid]} is not baked (no jenkins-plugin-{pid} artifact in images/tooling.yaml)")
+    elif pid not in plugins:
+        errors.append(f"tooling.yaml: jenkins-plugin-{pid} is baked but not in plugins.txt")
+    elif plugins[pid] != baked[pid]:
+        errors.append(f"plugins.txt pins {pid}:{plugins[pid]}, tooling.yaml bakes {baked[pid]}")
+if errors:
+    print("\n".join(errors))
+    sys.exit(1)
+print(f"{len(baked)} plugins baked, as plugins.txt pins them")
+PY
+}
+plugins_agree "$S/jenkins/plugins.txt" "$TOP/images/tooling.yaml" >"$T/plugins.out" ||
+	{ cat "$T/plugins.out"; fail "plugins.txt and images/tooling.yaml disagree"; }
+agreed=$(cat "$T/plugins.out")
+# plugins_differ NAME PATTERN: the edited copies in $T/pl must fail with PATTERN.
+plugins_differ() {
+	if plugins_agree "$T/pl/plugins.txt" "$T/pl/tooling.yaml" >"$T/plugins.out"; then
+		fail "plugins check, $1: passed"
+	fi
+	grep -q -- "$2" "$T/plugins.out" || { cat "$T/plugins.out"; fail "plugins check, $1: not /$2/"; }
+}
+mkdir -p "$T/pl"
+pl_reset() { cp "$S/jenkins/plugins.txt" "$TOP/images/tooling.yaml" "$T/pl/"; }
+pl_reset
+echo "timestamper:1.27" >>"$T/pl/plugins.txt"
+plugins_differ "unbaked entry" "plugins.txt: timestamper:1.27 is not baked"
+pl_reset
+sed -i 's/^job-dsl:.*/job-dsl:1.88/' "$T/pl/plugins.txt"
+plugins_differ "other version" "plugins.txt pins job-dsl:1.88, tooling.yaml bakes 1.87"
+pl_reset
+sed -i '/^git:/d' "$T/pl/plugins.txt"
+plugins_differ "unlisted artifact" "jenkins-plugin-git is baked but not in plugins.txt"
+pl_reset
+sed -i '/name: jenkins-plugin-kubernetes-cli/,/mode:/{/checksum_url/d}' "$T/pl/tooling.yaml"
+sed -i '/name: jenkins-plugin-kubernetes-cli/,/mode:/{s|    destination:|    sha256: '"$(printf '%064d' 0 | tr 0 a)"'\n    destination:|}' "$T/pl/tooling.yaml"
+plugins_agree "$T/pl/plugins.txt" "$T/pl/tooling.yaml" >"$T/plugins.out" || { cat "$T/plugins.out"; fail "a plugin pinned by sha256 is refused"; }
+sed -i '/name: jenkins-plugin-kubernetes-cli/,/mode:/{/sha256:/d}' "$T/pl/tooling.yaml"
+plugins_differ "no digest" "jenkins-plugin-kubernetes-cli: neither sha256 nor"
+ok "Jenkins plugins: $agreed; an unbaked entry, another version, an unlisted artifact, a missing digest each refused"
 
 # --- bin/tooling-init: env file, data directories, targets (in $T, not on this host)
 init() {

@@ -25,7 +25,14 @@ unknown name or an unclosed "{{" is an error. The rendered text is then parsed a
                     pods (1 <= minAvailable < replicas); a NodePort Service selecting the pods
                     with nodePort 8500 (prod) or 8501 (dev) and targetPort the container port
   node-exporter     DaemonSet tolerating the control-plane taint, hostNetwork, hostPID, host
-                    port 9100, --path.procfs/sysfs/rootfs on read-only mounts of /proc, /sys, /
+                    port 9100, --path.procfs/sysfs/rootfs on read-only mounts of /proc, /sys, /,
+                    --collector.textfile.directory the host's /var/lib/node-exporter/textfile
+                    under the rootfs mount (the backup metrics)
+  promtail (add-on logs)  DaemonSet tolerating the control-plane taint, -config.expand-env,
+                    TOOLING_ADDRESS from ConfigMap tooling key address (written by the master),
+                    its ConfigMap's config pushing to http://${TOOLING_ADDRESS}:3100/loki/
+                    api/v1/push, a journal job reading the host's /var/log/journal (read-only
+                    mount, /etc/machine-id mounted), positions on a hostPath
   Flannel           net-conf.json Network equal to --var pod_cidr; DaemonSet tolerating the
                     control-plane taint, hostNetwork, --ip-masq --kube-subnet-mgr
   Kiali (add-on)    Service nodePort 20001 on the console port, anonymous auth, Prometheus
@@ -55,6 +62,8 @@ NODEPORT_RANGE = (8000, 32767)  # K8S_NODEPORT_RANGE, doc/kubernetes.md
 APP_NODEPORTS = {"prod": 8500, "dev": 8501}
 KIALI_NODEPORT = 20001
 NODE_EXPORTER_PORT = 9100
+TEXTFILE_DIR = "/var/lib/node-exporter/textfile"  # stacks/tooling/README.md, "Backup metric"
+LOKI_PUSH = "http://${TOOLING_ADDRESS}:3100/loki/api/v1/push"
 CONTROL_PLANE_TAINT = ("node-role.kubernetes.io/control-plane", "NoSchedule")
 BUILTIN_NAMESPACES = {"default", "kube-system", "kube-public", "kube-node-lease"}
 CLUSTER_SCOPED = {
@@ -201,6 +210,7 @@ class Checker:
         self.check_node_exporter(tree_mode)
         self.check_flannel(tree_mode)
         self.check_kiali(tree_mode)
+        self.check_promtail(tree_mode)
         if images is not None:
             for ref, addon in images.items():
                 if ref not in used:
@@ -566,6 +576,96 @@ class Checker:
                              % (cn, flag, vals[0], host))
                 elif m.get("readOnly") is not True:
                     self.err(o, "%s: the mount of the host's %s is not readOnly" % (cn, host))
+            rootfs = [a.split("=", 1)[1] for a in args
+                      if isinstance(a, str) and a.startswith("--path.rootfs=")]
+            want = (rootfs[0].rstrip("/") if rootfs else "?") + TEXTFILE_DIR
+            tf = [a.split("=", 1)[1] for a in args if isinstance(a, str)
+                  and a.startswith("--collector.textfile.directory=")]
+            if tf != [want]:
+                self.err(o, "%s: --collector.textfile.directory is %s, not %s (the host's %s "
+                         "under the rootfs mount: the backup metrics)"
+                         % (cn, tf[0] if tf else "unset", want, TEXTFILE_DIR))
+
+    def check_promtail(self, tree_mode):
+        found = list(self.workloads("DaemonSet", lambda o, s, m: any(
+            image_repo(c.get("image", "")).endswith("/promtail")
+            for c in s.get("containers") or [])))
+        if not found:
+            if tree_mode:
+                self.err(self.tree, "no promtail DaemonSet (add-on logs: the nodes' journal "
+                         "to the tooling host's Loki)")
+            return
+        for o, spec, _ in found:
+            if o.addon != "logs":
+                self.err(o, "promtail belongs in addons.d/logs/ (applied only when "
+                         "K8S_TOOLING_ADDRESS is set), not in %s"
+                         % ("addons/" if o.addon is None else "add-on " + o.addon))
+            if not tolerates_taint(spec.get("tolerations"), *CONTROL_PLANE_TAINT):
+                self.err(o, "does not tolerate the control plane taint %s:%s"
+                         % CONTROL_PLANE_TAINT)
+            c = [c for c in spec["containers"]
+                 if image_repo(c.get("image", "")).endswith("/promtail")][0]
+            cn = "container %s" % c.get("name", "?")
+            args = [a for a in c.get("args") or [] if isinstance(a, str)]
+            if "-config.expand-env=true" not in args:
+                self.err(o, "%s: no -config.expand-env=true (the Loki address is in the "
+                         "environment)" % cn)
+            env = {e.get("name"): e for e in c.get("env") or [] if isinstance(e, dict)}
+            ref = ((env.get("TOOLING_ADDRESS") or {}).get("valueFrom") or {}).get(
+                "configMapKeyRef") or {}
+            if ref.get("name") != "tooling" or ref.get("key") != "address":
+                self.err(o, "%s: TOOLING_ADDRESS does not come from ConfigMap tooling, key "
+                         "address (what imgbuild-k8s-master writes)" % cn)
+            vols = {v.get("name"): v for v in spec.get("volumes") or [] if isinstance(v, dict)}
+            mounts = {m.get("mountPath", "").rstrip("/"): m
+                      for m in c.get("volumeMounts") or [] if isinstance(m, dict)}
+
+            def host_mount(path, what):
+                m = mounts.get(path)
+                hp = (vols.get(m.get("name")) or {}).get("hostPath") if m else None
+                if not hp or hp.get("path") != path:
+                    self.err(o, "%s: the host's %s is not mounted at %s (%s)"
+                             % (cn, path, path, what))
+                    return None
+                return m
+
+            for path, what in (("/var/log/journal", "the persistent journal"),
+                               ("/etc/machine-id", "promtail finds the journal by it")):
+                m = host_mount(path, what)
+                if m and m.get("readOnly") is not True:
+                    self.err(o, "%s: the mount of the host's %s is not readOnly" % (cn, path))
+            # The ConfigMap mounted with the config file.
+            cfg_file = [a.split("=", 1)[1] for a in args if a.startswith("-config.file=")]
+            if not cfg_file:
+                self.err(o, "%s: no -config.file=" % cn)
+                continue
+            d, _, fname = cfg_file[0].rpartition("/")
+            m = mounts.get(d)
+            cm = ((vols.get(m.get("name")) or {}).get("configMap") or {}) if m else {}
+            cmo = self.find("ConfigMap", o.ns, cm.get("name")) if cm else None
+            text = ((cmo.doc.get("data") or {}).get(fname)) if cmo else None
+            if not isinstance(text, str):
+                self.err(o, "%s: %s is not a key of a ConfigMap mounted at %s"
+                         % (cn, fname, d))
+                continue
+            try:
+                cfg = yaml.safe_load(text) or {}
+            except yaml.YAMLError as e:
+                self.err(cmo, "%s is not valid YAML: %s" % (fname, e))
+                continue
+            urls = [cl.get("url") for cl in cfg.get("clients") or [] if isinstance(cl, dict)]
+            if urls != [LOKI_PUSH]:
+                self.err(cmo, "%s: clients push to %s, not %s (Loki on the tooling host)"
+                         % (fname, urls, LOKI_PUSH))
+            pos = ((cfg.get("positions") or {}).get("filename") or "").rsplit("/", 1)[0]
+            pm = mounts.get(pos)
+            if not pm or not (vols.get(pm.get("name")) or {}).get("hostPath"):
+                self.err(o, "%s: positions (%s) are not on a hostPath: a restart would "
+                         "resend or lose the journal" % (cn, pos or "unset"))
+            journal = [j.get("journal") for j in cfg.get("scrape_configs") or []
+                       if isinstance(j, dict) and isinstance(j.get("journal"), dict)]
+            if not journal or journal[0].get("path") != "/var/log/journal":
+                self.err(cmo, "%s: no journal scrape config reading /var/log/journal" % fname)
 
     def check_flannel(self, tree_mode):
         cms = [o for o in self.objs if o.kind == "ConfigMap"

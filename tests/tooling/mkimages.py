@@ -29,6 +29,11 @@ healthchecks and the tests use, and print "imgbuild test stand-in for <image>" i
         STAND-INS: BusyBox httpd on the real ports; jenkins gets a `curl` and adminer a
         `php` that do what their compose healthchecks ask (a GET) with BusyBox wget
 
+The role's artifacts must be Jenkins plugins from the update center (updates.jenkins.io and
+repo.jenkins-ci.org cannot be reached either): each gets a STAND-IN .hpi (a zip with the
+manifest entries Jenkins reads and "Imgbuild-Test-Stand-In: true") at its URL's place in the
+mirror, and its sha256 at its checksum_url's place. Prints "plugin <id>:<version> stand-in ...".
+
 The layers are built from one `mmdebstrap --variant=extract` of the Debian packages (a
 few seconds from the Debian mirror) and cached, keyed by this file and the package list,
 under $IMGBUILD_TOOLING_IMAGES_CACHE (default tests/tmp/tooling-images-cache), so a rerun
@@ -47,6 +52,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import zipfile
 
 import yaml
 
@@ -91,8 +97,12 @@ while name:
     images = list(r.get("images") or []) + images
     artifacts += r.get("artifacts") or []
     name = r.get("extends")
-if artifacts:
-    die("the tooling role has artifacts; this script only makes its images")
+# The artifacts: only Jenkins plugins from the update center (see the end of this file).
+PLUGIN_URL = re.compile(r"https://updates\.jenkins\.io/download/plugins/([a-z0-9-]+)/([^/]+)/([a-z0-9-]+)\.hpi")
+for a in artifacts:
+    if not PLUGIN_URL.fullmatch(a.get("url", "")) or a.get("sha256") or not a.get("checksum_url"):
+        die("artifact '%s': this script makes stand-ins for update center plugins with a "
+            "checksum_url only" % a.get("name"))
 listed = [l.strip() for l in open(os.path.join(project, "stacks/tooling/images.txt"))
           if l.strip() and not l.startswith("#")]
 if sorted(images) != sorted(listed):
@@ -670,3 +680,33 @@ for ref in images:
     size = sum(l["size"] for l in layers)
     print("image %s %s %s (%.1f MiB, sha256:%s)" % (ref, rc["kind"], what, size / 1048576.0,
                                                    hashlib.sha256(manifest).hexdigest()))
+
+
+# ---- Jenkins plugins: stand-in .hpi files where the update center's would be ---------------
+# updates.jenkins.io and repo.jenkins-ci.org cannot be reached: each plugin is a small,
+# reproducible zip with the manifest entries Jenkins reads (Short-Name, Plugin-Version) and
+# an Imgbuild-Test-Stand-In line, and its checksum_url serves its sha256 (bare, as
+# Artifactory's .sha256 files are). What fetches, verifies and bakes them is the real code.
+
+def url_path(url):
+    return url.split("://", 1)[1]
+
+
+for a in artifacts:
+    pid, ver = PLUGIN_URL.fullmatch(a["url"]).group(1, 2)
+    manifest = ("Manifest-Version: 1.0\r\nShort-Name: %s\r\nPlugin-Version: %s\r\n"
+                "Long-Name: imgbuild test stand-in for the Jenkins plugin %s\r\n"
+                "Imgbuild-Test-Stand-In: true\r\n\r\n" % (pid, ver, pid))
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        for name, data in (("META-INF/MANIFEST.MF", manifest),
+                           ("imgbuild-test-stand-in.txt",
+                            "imgbuild test stand-in for %s %s: not the real plugin\n" % (pid, ver))):
+            zi = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+            zi.external_attr = 0o644 << 16
+            z.writestr(zi, data)
+    hpi = buf.getvalue()
+    digest = hashlib.sha256(hpi).hexdigest()
+    write(os.path.join(mirror, url_path(a["url"])), hpi)
+    write(os.path.join(mirror, url_path(a["checksum_url"])), (digest + "\n").encode())
+    print("plugin %s:%s stand-in %s (%d bytes, sha256:%s)" % (pid, ver, a["name"], len(hpi), digest))
