@@ -3,9 +3,9 @@
 # imgbuild builds here (base, qcow2), served by the loopback test server; the role on it
 # adds a file, a unit, a Debian package (from deb.debian.org, resolved on the host against
 # the image's dpkg status and fetched into the cache) and a script, all in one appliance
-# launch. The base image's partitions are moved to where Debian's cloud images have them
-# (root first and typed Linux data, BIOS boot 14, ESP 15), so the build's verify (on by
-# default) reads a vendor's layout. Checked: the spec errors, a wrong sha256 (exit 1,
+# launch. The base image's partitions are renumbered as Debian's cloud images number them
+# (root 1, BIOS boot 14, ESP 15; root typed Linux data), so the build's verify (on by
+# default) reads a vendor-like layout. Checked: the spec errors, a wrong sha256 (exit 1,
 # nothing written, nothing cached), the build's verify (layout, sealing, manifest and the
 # role's declared checks: files, unit, package), what verify does not check read back
 # with debugfs (no launch), the manifests beside and inside the image, and that a
@@ -253,5 +253,5 @@ grep -q "offline, and 1 of 1 items are not in the cache: base image of role 'els
 ls "$P/out" | grep -q elsewhere && fail "offline failure left outputs"
 ok "a build after the first took the base image from the cache; unchanged is up to date; offline names what is missing"
 echo "not exercised here: a vendor cloud image (cloud.debian.org is unreachable; the base is"
-echo "imgbuild's own), --mirror for the base image, and a full --offline rebuild"
+echo "imgbuild's own, partitions renumbered), --mirror for the base image, and a full --offline rebuild"
 echo "14-image-base: $(( $(date +%s) - t0 ))s"
