@@ -12,7 +12,7 @@ linux-image-amd64 libguestfs-tools
 xorriso python3 python3-yaml python3-jsonschema docker-registry skopeo containerd busybox-static curl valgrind cppcheck clang-format time bc openssh-client
 shellcheck containernetworking-plugins runc prometheus docker-compose
 prometheus-alertmanager prometheus-blackbox-exporter cloud-init postgresql
-zstd openssl"
+zstd openssl gdisk"
 
 missing=""
 for p in $PKGS; do

@@ -182,6 +182,20 @@ static struct ib_imagebase_opts image_opts(const struct job *j)
 	};
 }
 
+static void manifest_init(const struct job *j, struct ib_manifest *m);
+
+/* The copy inside an image on a base image: the packages are known only in the
+ * appliance, and it goes in there. */
+static char *image_manifest(const void *arg, const struct ib_package *pkgs, size_t n)
+{
+	struct ib_manifest m;
+	manifest_init(arg, &m);
+	m.packages = pkgs;
+	m.n_packages = n;
+	m.in_image = 1;
+	return ib_manifest_render(&m);
+}
+
 static int do_layer(struct job *j)
 {
 	/* The layer tar is built here, outside any namespace, from the role as resolved: it
@@ -202,6 +216,8 @@ static int do_layer(struct job *j)
 		return r;
 	if (j->role->base_image) {
 		struct ib_imagebase_opts io = image_opts(j);
+		io.render_manifest = image_manifest;
+		io.manifest_arg = j;
 		ib_packages_free(j->pkgs, j->n_pkgs);
 		j->pkgs = NULL;
 		j->n_pkgs = 0;

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 
 #include "imagebase.h"
+#include "manifest.h"
 #include "util/fs.h"
 #include "util/strbuf.h"
 
@@ -292,6 +293,23 @@ static int read_packages(struct gs *s, const struct ib_imagebase_opts *o,
 	return ib_tree_packages(s->ctx, tree, ret_pkgs, ret_n);
 }
 
+/* After sealing, which must not remove it; the directory may be the base image's (an
+ * imgbuild image carries one, with its own manifest, replaced here). */
+static int install_manifest(struct gs *s, const struct ib_imagebase_opts *o,
+                            const struct ib_package *pkgs, size_t n)
+{
+	if (!o->render_manifest)
+		return 0;
+	_cleanup_free_ char *json = o->render_manifest(o->manifest_arg, pkgs, n);
+	ib_log(s->ctx, IB_LOG_INFO, "customize: writing %s", IB_MANIFEST_IN_IMAGE);
+	if (guestfs_mkdir_p(s->g, "/etc/imgbuild") < 0 ||
+	    guestfs_write(s->g, IB_MANIFEST_IN_IMAGE, json, strlen(json)) < 0 ||
+	    guestfs_chown(s->g, 0, 0, IB_MANIFEST_IN_IMAGE) < 0 ||
+	    guestfs_chmod(s->g, 0644, IB_MANIFEST_IN_IMAGE) < 0)
+		return gerr(s, "writing " IB_MANIFEST_IN_IMAGE);
+	return 0;
+}
+
 int ib_imagebase_customize(struct ib_ctx *ctx, const struct ib_imagebase_opts *o,
                            struct ib_package **ret_pkgs, size_t *ret_n)
 {
@@ -318,6 +336,8 @@ int ib_imagebase_customize(struct ib_ctx *ctx, const struct ib_imagebase_opts *o
 		r = seal(&s);
 	if (r == 0)
 		r = read_packages(&s, o, &pkgs, &n_pkgs);
+	if (r == 0)
+		r = install_manifest(&s, o, pkgs, n_pkgs);
 	if (r == 0) {
 		/* Freed blocks of removed files become holes in the raw file. */
 		if (guestfs_fstrim(s.g, "/", -1) < 0)

@@ -4,7 +4,8 @@
  * --offline apply), converted to a raw copy in the work directory (the cache entry is never
  * written), and customized in one libguestfs appliance launch: the role's extra Debian
  * packages installed, the layer unpacked, units enabled, scripts run, then sealed as
- * ib_tree_seal seals a tree.
+ * ib_tree_seal seals a tree; last the image's manifest goes in, naming the packages it
+ * then holds.
  *
  * Packages are resolved on the host, not in the appliance: apt with a private
  * configuration reads the image's own dpkg status (downloaded from the launched appliance)
@@ -28,6 +29,11 @@ struct ib_imagebase_opts {
 	const char *work;      /* the role's work directory (scratch: apt state, downloads) */
 	const char *layer_tar; /* the role's layer, built with no_units */
 	const char *out_raw;   /* the raw image to write, inside work */
+	/* The image's own manifest (pipeline/manifest.h), rendered from the packages the image
+	 * holds once customized and written to /etc/imgbuild/manifest.json in the same launch.
+	 * Returns a string the caller frees. NULL: no manifest goes in. */
+	char *(*render_manifest)(const void *arg, const struct ib_package *pkgs, size_t n);
+	const void *manifest_arg;
 };
 
 /* Fetch role's base image into the cache (or find it there) and check its format;

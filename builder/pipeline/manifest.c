@@ -23,13 +23,24 @@ char *ib_manifest_render(const struct ib_manifest *m)
 
 	json_obj_begin(&j, "inputs");
 	json_str(&j, "digest", m->digest);
-	json_str(&j, "rootfs_key", m->rootfs_key);
+	if (r->base_image) {
+		/* No root filesystem was bootstrapped: the image it started from is the input. */
+		json_obj_begin(&j, "base_image");
+		json_str(&j, "url", r->base_image->url);
+		json_str(&j, "sha256", r->base_image->sha256);
+		json_str(&j, "format", r->base_image->format == IB_FMT_QCOW2 ? "qcow2" : "raw");
+		json_obj_end(&j);
+	} else {
+		json_str(&j, "rootfs_key", m->rootfs_key);
+	}
 	json_str(&j, "suite", p->suite);
 	json_str(&j, "mirror", p->mirror);
 	json_str(&j, "architecture", p->arch);
-	json_str(&j, "variant", p->variant);
+	if (!r->base_image)
+		json_str(&j, "variant", p->variant);
 	json_int(&j, "source_date_epoch", m->epoch);
-	json_int(&j, "disk_size", (long long)r->disk_size);
+	if (!r->base_image) /* the base image brought its disk */
+		json_int(&j, "disk_size", (long long)r->disk_size);
 	json_arr_begin(&j, "packages_requested");
 	for (size_t i = 0; i < r->packages.n; i++)
 		json_str(&j, NULL, r->packages.v[i]);

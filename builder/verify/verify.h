@@ -1,7 +1,8 @@
 /* verify.h: check a built image read-only with libguestfs, in one appliance launch.
  *
  * What is checked (each check a named result, pass or fail with a reason):
- *   partitions, filesystems      GPT with imgbuild's three partitions (disk/disk.h)
+ *   partitions, filesystems      GPT with imgbuild's three partitions (disk/disk.h); for a
+ *                                role on a base image, the vendor's: found by type
  *   bios-mbr, bios-core          GRUB's boot code in sector 0 and core.img in the BIOS boot
  *                                partition, wired to each other
  *   uefi-loader                  EFI/BOOT/BOOTX64.EFI on the ESP is an x86-64 PE image

@@ -28,6 +28,9 @@ struct vctx {
 	char *part_guid[V_PARTS];                        /* unique partition GUIDs, for PARTUUID= */
 	struct vfs *fs;
 	size_t n_fs;
+	/* A role on a base image: the vendor's partition layout, not disk/disk.h's; the
+	 * partitions are found by their type, wherever they are (vlayout.c). */
+	int vendor_layout;
 	char *root;  /* the inspected root filesystem, NULL when inspection found none */
 	int mounted; /* the root filesystem (and what fstab mounts under it) is at / */
 	struct strv mnt_dirs, mnt_devs; /* what is mounted where, in mount order */

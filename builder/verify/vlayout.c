@@ -38,6 +38,21 @@ static void add_fs(struct vctx *v, const char *dev, char **id)
 	f->label = xstrdup(kv(id, "LABEL") ? kv(id, "LABEL") : "");
 }
 
+/* A vendor's root partition may be typed as any Linux data (Debian's cloud images). */
+#define LINUX_DATA "0FC63DAF-8483-4772-8E79-3D69D8477DE4"
+
+/* In a vendor's layout: which of ours this partition plays (by its type), or -1. The
+ * first partition of each type counts. */
+static int vendor_slot(const struct vctx *v, const char *type, int has_fs)
+{
+	for (int i = 0; type && i < V_PARTS; i++)
+		if (!v->part[i] && strcasecmp(type, want_types[i].guid) == 0)
+			return i;
+	if (type && has_fs && !v->part[2] && strcasecmp(type, LINUX_DATA) == 0)
+		return 2;
+	return -1;
+}
+
 /* One partition as blkid sees it: its GPT entry and the filesystem in it. */
 static void probe_partition(struct vctx *v, const char *dev, struct strbuf *bad)
 {
@@ -49,17 +64,41 @@ static void probe_partition(struct vctx *v, const char *dev, struct strbuf *bad)
 	}
 	if (kv(id, "TYPE"))
 		add_fs(v, dev, id);
-	if (n > V_PARTS)
-		return;
-	const int i = (int)n - 1;
 	const char *type = kv(id, "PART_ENTRY_TYPE");
+	int i = (int)n - 1;
+	if (v->vendor_layout)
+		i = vendor_slot(v, type, kv(id, "TYPE") != NULL);
+	else if (n > V_PARTS)
+		i = -1;
+	if (i < 0)
+		return;
 	v->part[i] = xstrdup(dev);
 	v->part_start[i] = num(id, "PART_ENTRY_OFFSET") * SECTOR;
 	v->part_size[i] = num(id, "PART_ENTRY_SIZE") * SECTOR;
 	v->part_guid[i] = kv(id, "PART_ENTRY_UUID") ? xstrdup(kv(id, "PART_ENTRY_UUID")) : NULL;
-	if (!type || strcasecmp(type, want_types[i].guid) != 0)
+	if (!v->vendor_layout && (!type || strcasecmp(type, want_types[i].guid) != 0))
 		sb_addf(bad, "partition %lld has type %s, expected %s (%s); ", n, type ? type : "?",
 		        want_types[i].guid, want_types[i].what);
+}
+
+/* The base image's own layout: a root partition and some way to boot it, wherever they
+ * are; the boot code is then checked where there is a partition for it. */
+static void vendor_partitions(struct vctx *v, size_t n, struct strbuf *bad)
+{
+	if (!v->part[2])
+		sb_addf(bad, "no Linux root or Linux data partition holding a filesystem; ");
+	if (!v->part[0] && !v->part[1])
+		sb_addf(bad, "neither a BIOS boot nor an EFI system partition; ");
+	if (bad->len) {
+		bad->buf[bad->len - 2] = '\0';
+		v_result(v, "partitions", 0, "%s", sb_str(bad));
+	} else {
+		v_result(v, "partitions", 1,
+		         "GPT of the base image, %zu partitions: root %s, %s %s, %s %s", n,
+		         v->part[2], want_types[0].what, v->part[0] ? v->part[0] : "none",
+		         want_types[1].what, v->part[1] ? v->part[1] : "none");
+	}
+	sb_release(bad);
 }
 
 /* blkid (one quick probe per device) rather than guestfs_part_get_gpt_type and
@@ -90,6 +129,10 @@ static void check_partitions(struct vctx *v)
 	size_t n = 0;
 	for (char **p = parts; *p; p++, n++)
 		probe_partition(v, *p, &bad);
+	if (v->vendor_layout) {
+		vendor_partitions(v, n, &bad);
+		return;
+	}
 	if (n != V_PARTS)
 		sb_addf(&bad, "%zu partitions, expected %d; ", n, V_PARTS);
 	for (int i = 0; i < V_PARTS; i++)
@@ -116,6 +159,17 @@ static const struct vfs *fs_of(const struct vctx *v, const char *dev)
 static void check_filesystems(struct vctx *v)
 {
 	const struct vfs *esp = fs_of(v, v->part[1]), *root = fs_of(v, v->part[2]);
+	if (v->vendor_layout) {
+		if (v->part[1] && (!esp || !streq(esp->type, "vfat")))
+			v_result(v, "filesystems", 0, "the ESP %s holds %s, expected vfat",
+			         v->part[1], esp ? esp->type : "no filesystem");
+		else if (!root)
+			v_result(v, "filesystems", 0, "no root partition holding a filesystem");
+		else
+			v_result(v, "filesystems", 1, "root %s %s %s%s%s", root->dev, root->type,
+			         root->uuid, esp ? ", ESP vfat " : "", esp ? esp->uuid : "");
+		return;
+	}
 	if (!esp || !streq(esp->type, "vfat"))
 		v_result(v, "filesystems", 0, "partition 2 (ESP) holds %s, expected vfat",
 		         esp ? esp->type : "no filesystem");
@@ -148,6 +202,8 @@ static char *sector(struct vctx *v, const char *dev, char *why, size_t n)
 static void check_bios(struct vctx *v)
 {
 	char why[512];
+	if (v->vendor_layout && !v->part[0])
+		return; /* booted another way: "partitions" says which */
 	if (!v->disk || !v->part[0] || v->part_size[0] <= 0) {
 		v_result(v, "bios-mbr", 0, "not checked: no BIOS boot partition");
 		v_result(v, "bios-core", 0, "not checked: no BIOS boot partition");
@@ -173,6 +229,8 @@ static void check_bios(struct vctx *v)
 static void check_uefi(struct vctx *v)
 {
 	char why[512];
+	if (v->vendor_layout && !v->part[1])
+		return;
 	if (!v->part[1]) {
 		v_result(v, "uefi-loader", 0, "not checked: no EFI system partition");
 		return;

@@ -146,6 +146,7 @@ START_TEST(test_manifest_is_deterministic_json)
 		"assert m[\"packages\"][1]=={\"name\":\"weird\\\"name\",\"version\":\"1\\\\0\"};"
 		"assert m[\"outputs\"][\"raw\"][\"size\"]==3221225472;"
 		"assert m[\"disk\"][\"esp_volume_id\"]==\"ABCD-1234\";"
+		"assert m[\"inputs\"][\"rootfs_key\"]==\"k1\" and \"base_image\" not in m[\"inputs\"];"
 		"print(\"ok\")'");
 	ck_assert_str_eq(out, "ok\n");
 	ck_assert_ptr_null(strstr(a, tu_dir)); /* no build-host paths */
@@ -161,6 +162,35 @@ START_TEST(test_manifest_is_deterministic_json)
 		"python3 -c 'import json; m=json.load(open(\"m.json\")); i=json.load(open(\"in.json\"));"
 		"assert \"outputs\" not in i; del m[\"outputs\"]; assert m==i; print(\"ok\")'");
 	ck_assert_str_eq(out2, "ok\n");
+}
+END_TEST
+
+/* A role on a base image: the image is the input, not a bootstrap or a disk imgbuild laid
+ * out; the copy inside is still the one beside less `outputs`. */
+START_TEST(test_manifest_of_image_base)
+{
+	fixture();
+	struct ib_base_image bi = {.url = (char *)"http://127.0.0.1:1/d.qcow2",
+				   .sha256 = (char *)"ab",
+				   .format = IB_FMT_QCOW2};
+	res.base_image = &bi;
+	struct ib_manifest m = {.project = &proj, .role = &res, .digest = "d1",
+				.rootfs_key = "k1", .n_outputs = 1};
+	m.outputs[0].format = "qcow2";
+	m.outputs[0].file = "base.qcow2";
+	_cleanup_free_ char *a = ib_manifest_render(&m);
+	m.in_image = 1;
+	_cleanup_free_ char *in = ib_manifest_render(&m);
+	res.base_image = NULL;
+	tu_write("b.json", a);
+	tu_write("bin.json", in);
+	_cleanup_free_ char *out = tu_sh(
+		"python3 -c 'import json; m=json.load(open(\"b.json\")); i=m[\"inputs\"];"
+		"assert i[\"base_image\"]=={\"url\":\"http://127.0.0.1:1/d.qcow2\",\"sha256\":\"ab\",\"format\":\"qcow2\"},i;"
+		"assert not {\"rootfs_key\",\"variant\",\"disk_size\"}&set(i) and \"disk\" not in m,m;"
+		"assert i[\"suite\"]==\"bookworm\";"
+		"del m[\"outputs\"]; assert m==json.load(open(\"bin.json\")); print(\"ok\")'");
+	ck_assert_str_eq(out, "ok\n");
 }
 END_TEST
 
@@ -197,6 +227,7 @@ static Suite *pipeline_suite(void)
 	TU_CASE(s, "digest", test_digest_follows_inputs);
 	TU_CASE(s, "digest-missing", test_digest_missing_source_is_an_error);
 	TU_CASE(s, "manifest", test_manifest_is_deterministic_json);
+	TU_CASE(s, "manifest-image-base", test_manifest_of_image_base);
 	TU_CASE(s, "checks-digest", test_checks_digest_follows_checks);
 	return s;
 }
