@@ -124,7 +124,7 @@ struct cli {
 	/* bundle */
 	const char *key_file; /* --key */
 	int with_images;      /* --with-images */
-	int no_verify; /* build, all: --no-verify */
+	int no_verify;        /* build, all: --no-verify */
 };
 
 struct command {
