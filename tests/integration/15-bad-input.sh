@@ -98,8 +98,13 @@ ok "servers on $H (files) and $R (a registry that answers wrongly); base image c
 
 # ---- names ----
 cp "$P/images/app.yaml" "$P/images/caf$(printf '\351').yaml"
-case_ non-utf8-role-file-name 2 "invalid role name 'caf" "$bin" -C "$P" validate
+case_ non-utf8-role-file-name 2 'images/caf\xe9.yaml: invalid role file name' "$bin" -C "$P" validate
 rm "$P/images/caf"*
+# A terminal escape in a name is shown escaped, never sent to the terminal.
+cp "$P/images/app.yaml" "$P/images/x$(printf '\033')[2Jy.yaml"
+case_ escape-in-role-file-name 2 'images/x\x1b[2Jy.yaml: invalid role file name' "$bin" -C "$P" validate
+! grep -q "$(printf '\033')" "$T/err" || fail "an escape reached the terminal"
+rm "$P/images/x"*
 # A project directory whose name is not UTF-8 works (paths are bytes): no false alarm.
 mkdir -p "$T/n$(printf '\377')"
 cp -r "$P/images" "$P/cloud-init" "$P/imgbuild.yaml" "$T/n$(printf '\377')/"
