@@ -109,6 +109,10 @@ rm "$P/images/x"*
 mkdir -p "$T/n$(printf '\377')"
 cp -r "$P/images" "$P/cloud-init" "$P/imgbuild.yaml" "$T/n$(printf '\377')/"
 expect_exit 0 "$bin" -C "$T/n$(printf '\377')" validate
+# --json output stays JSON (UTF-8) when a path in it is not: the byte becomes U+FFFD.
+IMGBUILD_CACHE_DIR="$T/n$(printf '\377')/cache" expect_exit 0 "$bin" cache ls --json
+python3 -c 'import json,sys; d=json.loads(open(sys.argv[1],"rb").read().decode("utf-8")); assert d["root"].endswith("/n\ufffd/cache"), d' "$T/out" ||
+	fail "cache ls --json with a non-UTF-8 path: $(cat "$T/out")"
 
 # ---- downloads ----
 role "http://$H/tool.bin?truncate=5000" "$tool_sha"
