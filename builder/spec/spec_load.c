@@ -107,10 +107,11 @@ static int list_role_files(struct ib_ctx *ctx, const struct ib_project *p, struc
 					sb_addc(&sb, (char)*c);
 				else
 					sb_addf(&sb, "\\x%02x", *c);
-			r = ib_error(ctx, IB_E_SPEC,
-			             "images/%s: invalid role file name (expected lowercase letters, "
-			             "digits and '-', then .yaml)",
-			             sb_str(&sb));
+			r = ib_error(
+			        ctx, IB_E_SPEC,
+			        "images/%s: invalid role file name (expected lowercase letters, "
+			        "digits and '-', then .yaml)",
+			        sb_str(&sb));
 			sb_release(&sb);
 			continue;
 		}

@@ -55,7 +55,7 @@ void json_escape(struct strbuf *sb, const char *s)
 			} else if (*p < 0x80) {
 				sb_addc(sb, (char)*p);
 			} else {
-				/* JSON is UTF-8: a byte that is not (a file name) becomes U+FFFD. */
+				/* JSON is UTF-8: a stray byte (a file name) becomes U+FFFD. */
 				size_t n = json_utf8_seq(p, p + strnlen((const char *)p, 4));
 				if (n) {
 					sb_add(sb, (const char *)p, n);

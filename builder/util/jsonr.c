@@ -163,8 +163,8 @@ static int parse_string(struct parser *ps, char **ret, size_t *ret_len)
 			return fail_at(ps, p, "control character 0x%02x in a string", c);
 		}
 		if (c >= 0x80) {
-			size_t k =
-			        json_utf8_seq((const unsigned char *)p, (const unsigned char *)ps->end);
+			size_t k = json_utf8_seq((const unsigned char *)p,
+			                         (const unsigned char *)ps->end);
 			if (k == 0) {
 				free(buf);
 				return fail_at(ps, p, "invalid UTF-8 in a string");
