@@ -51,10 +51,14 @@ int cmd_fetch(struct cli *cli, int argc, char **argv)
 		if (rr == 0) {
 			n_art += s.n_artifacts;
 			n_img += s.n_images;
-		} else {
-			failed++;
-			cli_message(cli, "imgbuild: %s: error: %s", p->roles[i].name, child.err);
+		} else if (failed++ == 0) {
+			/* The first failure is the one line main prints; later ones are said
+			 * here, as `build` does. */
+			ib_error_prefix(&child, "fetching for '%s'", p->roles[i].name);
 			ib_error_propagate(&cli->ctx, &child);
+		} else {
+			cli_message(cli, "imgbuild: error: fetching for '%s': %s", p->roles[i].name,
+			            child.err);
 		}
 		ib_supply_release(&s);
 		ib_resolved_free(res);

@@ -250,7 +250,9 @@ static int commit(struct ib_ctx *ctx, struct xfer *x, const struct ib_cas *cas)
 	part_close(x);
 	struct ib_ctx c;
 	ib_ctx_init_child(&c, ctx, NULL);
-	if (ib_cas_commit_hashed(&c, cas, x->part, x->it->digest, actual, x->what) < 0)
+	/* A mismatch names where the bytes came from: the same item may come from a mirror. */
+	_cleanup_free_ char *what = xasprintf("%s (%s)", x->what, x->url);
+	if (ib_cas_commit_hashed(&c, cas, x->part, x->it->digest, actual, what) < 0)
 		return xfer_fail_ctx(x, &c);
 	xfer_done_cached(x, cas, 0);
 	return 0;
@@ -454,8 +456,8 @@ static int xfer_finished(struct ib_ctx *ctx, CURLM *m, struct xfer *x, CURLcode 
 		                 x->url, x->it->size ? "its declared " : "the limit of ",
 		                 (unsigned long long)x->limit);
 	case AB_IO:
-		return xfer_fail(x, IB_E_IO, "cannot write '%s': %s", x->part,
-		                 strerror(x->io_errno));
+		return xfer_fail(x, IB_E_IO, "%s (%s): cannot write '%s': %s", x->what, x->url,
+		                 x->part, strerror(x->io_errno));
 	case AB_RANGE:
 		if (part_reset(x) < 0)
 			return xfer_fail(x, IB_E_IO, "cannot reset '%s'", x->part);

@@ -53,6 +53,13 @@ static int fetch_doc(struct oci_session *s, const struct ib_cas *cas, const char
 	if (want_size >= 0 && (uint64_t)want_size != len)
 		return ib_error(ctx, IB_E_VERIFY, "%s: %zu bytes, but its descriptor says %lld",
 		                what, len, (long long)want_size);
+	/* Only what reads as an index or a manifest is kept: an error page served with a 200
+	 * must not become a cache entry, nor the tag's ref point at it. */
+	_cleanup_jsonr_ struct jsonr *doc = NULL;
+	enum oci_kind kind;
+	if ((r = jsonr_parse(ctx, IB_E_NETWORK, what, body, len, &doc)) < 0 ||
+	    (r = oci_doc_kind(ctx, doc, what, &kind)) < 0)
+		return r;
 	char stored[IB_SHA256_HEX];
 	r = ib_cas_put(ctx, cas, body, len, stored);
 	if (r < 0)

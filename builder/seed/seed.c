@@ -146,6 +146,15 @@ static int normalise_times(struct ib_ctx *ctx, int fd, const char *tmp, time_t c
 
 /* ---- writing ---- */
 
+/* libarchive says only "Write error" for a full disk: the errno behind it says why. */
+static int write_error(struct ib_ctx *ctx, struct archive *a, const char *tmp)
+{
+	int e = archive_errno(a);
+	if (e > 0)
+		return ib_error_errno(ctx, IB_E_IO, e, "cannot write '%s'", tmp);
+	return ib_error(ctx, IB_E_LIB, "cannot write '%s': %s", tmp, archive_error_string(a));
+}
+
 static int add_file(struct ib_ctx *ctx, struct archive *a, const char *name, const char *text,
                     time_t mtime, const char *tmp)
 {
@@ -166,7 +175,7 @@ static int add_file(struct ib_ctx *ctx, struct archive *a, const char *name, con
 	int r = 0;
 	if (archive_write_header(a, ae) < ARCHIVE_WARN ||
 	    (len > 0 && archive_write_data(a, text, len) != (la_ssize_t)len))
-		r = ib_error(ctx, IB_E_LIB, "cannot write '%s': %s", tmp, archive_error_string(a));
+		r = write_error(ctx, a, tmp);
 	archive_entry_free(ae);
 	return r;
 }
@@ -198,7 +207,7 @@ static int write_iso(struct ib_ctx *ctx, int fd, const char *tmp, const char *us
 		r = add_file(ctx, a, "network-config", network_config, mtime, tmp);
 	time_t closed_from = time(NULL);
 	if (r == 0 && archive_write_close(a) != ARCHIVE_OK)
-		r = ib_error(ctx, IB_E_LIB, "cannot write '%s': %s", tmp, archive_error_string(a));
+		r = write_error(ctx, a, tmp);
 	time_t closed_to = time(NULL);
 	archive_write_free(a);
 	if (r == 0)

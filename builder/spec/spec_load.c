@@ -6,6 +6,7 @@
 #include <libgen.h>
 
 #include "util/fs.h"
+#include "util/strbuf.h"
 
 static void project_freep(struct ib_project **p)
 {
@@ -90,10 +91,35 @@ static int list_role_files(struct ib_ctx *ctx, const struct ib_project *p, struc
 		return ib_error_errno(ctx, IB_E_IO, errno, "cannot open '%s'", dir);
 	}
 	struct dirent *de;
-	while ((de = readdir(d)))
-		if (de->d_name[0] != '.' && endswith(de->d_name, ".yaml"))
-			strv_push(ret, de->d_name);
+	int r = 0;
+	while (r == 0 && (de = readdir(d))) {
+		if (de->d_name[0] == '.' || !endswith(de->d_name, ".yaml"))
+			continue;
+		/* The name becomes the role's and shows in every message: bytes that are not
+		 * printable ASCII (not UTF-8, escapes) are shown as \xNN, never as they are. */
+		const unsigned char *c = (const unsigned char *)de->d_name;
+		while (*c >= 0x20 && *c < 0x7f)
+			c++;
+		if (*c) {
+			struct strbuf sb = STRBUF_INIT;
+			for (c = (const unsigned char *)de->d_name; *c; c++)
+				if (*c >= 0x20 && *c < 0x7f && *c != '\\')
+					sb_addc(&sb, (char)*c);
+				else
+					sb_addf(&sb, "\\x%02x", *c);
+			r = ib_error(
+			        ctx, IB_E_SPEC,
+			        "images/%s: invalid role file name (expected lowercase letters, "
+			        "digits and '-', then .yaml)",
+			        sb_str(&sb));
+			sb_release(&sb);
+			continue;
+		}
+		strv_push(ret, de->d_name);
+	}
 	closedir(d);
+	if (r < 0)
+		return r;
 	if (ret->n > 1)
 		qsort(ret->v, ret->n, sizeof(char *), cmp_str);
 	return 0;

@@ -8,6 +8,37 @@ void json_init(struct json *j, struct strbuf *sb, int pretty)
 	j->pretty = pretty;
 }
 
+size_t json_utf8_seq(const unsigned char *p, const unsigned char *end)
+{
+	unsigned char c = p[0];
+	size_t n;
+	unsigned char lo = 0x80, hi = 0xbf;
+	if (c >= 0xc2 && c <= 0xdf)
+		n = 2;
+	else if (c >= 0xe0 && c <= 0xef)
+		n = 3;
+	else if (c >= 0xf0 && c <= 0xf4)
+		n = 4;
+	else
+		return 0;
+	if (c == 0xe0)
+		lo = 0xa0; /* overlong */
+	else if (c == 0xed)
+		hi = 0x9f; /* surrogates */
+	else if (c == 0xf0)
+		lo = 0x90; /* overlong */
+	else if (c == 0xf4)
+		hi = 0x8f; /* past U+10FFFF */
+	if ((size_t)(end - p) < n)
+		return 0;
+	if (p[1] < lo || p[1] > hi)
+		return 0;
+	for (size_t i = 2; i < n; i++)
+		if (p[i] < 0x80 || p[i] > 0xbf)
+			return 0;
+	return n;
+}
+
 void json_escape(struct strbuf *sb, const char *s)
 {
 	sb_addc(sb, '"');
@@ -19,10 +50,20 @@ void json_escape(struct strbuf *sb, const char *s)
 		case '\r': sb_adds(sb, "\\r"); break;
 		case '\t': sb_adds(sb, "\\t"); break;
 		default:
-			if (*p < 0x20)
+			if (*p < 0x20) {
 				sb_addf(sb, "\\u%04x", *p);
-			else
+			} else if (*p < 0x80) {
 				sb_addc(sb, (char)*p);
+			} else {
+				/* JSON is UTF-8: a stray byte (a file name) becomes U+FFFD. */
+				size_t n = json_utf8_seq(p, p + strnlen((const char *)p, 4));
+				if (n) {
+					sb_add(sb, (const char *)p, n);
+					p += n - 1;
+				} else {
+					sb_adds(sb, "\\ufffd");
+				}
+			}
 		}
 	}
 	sb_addc(sb, '"');

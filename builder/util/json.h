@@ -21,3 +21,5 @@ void json_num(struct json *j, const char *key, double val);
 void json_bool(struct json *j, const char *key, int val);
 /* Append s as a JSON string literal (quoted, escaped). */
 void json_escape(struct strbuf *sb, const char *s);
+/* Length of the valid UTF-8 sequence (2 to 4 bytes) starting at p, or 0. */
+size_t json_utf8_seq(const unsigned char *p, const unsigned char *end);

@@ -1,6 +1,8 @@
 /* jsonr.c: strict, bounded recursive-descent JSON reader (see jsonr.h for the rules). */
 #include "jsonr.h"
 
+#include "json.h"
+
 #include <locale.h>
 #include <math.h>
 #include <pthread.h>
@@ -93,38 +95,6 @@ const char *jsonr_type_name(enum jsonr_type t)
 
 /* ---- strings ---- */
 
-/* Length of the valid UTF-8 sequence (2 to 4 bytes) starting at p, or 0. */
-static size_t utf8_seq(const unsigned char *p, const unsigned char *end)
-{
-	unsigned char c = p[0];
-	size_t n;
-	unsigned char lo = 0x80, hi = 0xbf;
-	if (c >= 0xc2 && c <= 0xdf)
-		n = 2;
-	else if (c >= 0xe0 && c <= 0xef)
-		n = 3;
-	else if (c >= 0xf0 && c <= 0xf4)
-		n = 4;
-	else
-		return 0;
-	if (c == 0xe0)
-		lo = 0xa0; /* overlong */
-	else if (c == 0xed)
-		hi = 0x9f; /* surrogates */
-	else if (c == 0xf0)
-		lo = 0x90; /* overlong */
-	else if (c == 0xf4)
-		hi = 0x8f; /* past U+10FFFF */
-	if ((size_t)(end - p) < n)
-		return 0;
-	if (p[1] < lo || p[1] > hi)
-		return 0;
-	for (size_t i = 2; i < n; i++)
-		if (p[i] < 0x80 || p[i] > 0xbf)
-			return 0;
-	return n;
-}
-
 static int hex4(const char *p, const char *end, unsigned *ret)
 {
 	if (end - p < 4)
@@ -193,8 +163,8 @@ static int parse_string(struct parser *ps, char **ret, size_t *ret_len)
 			return fail_at(ps, p, "control character 0x%02x in a string", c);
 		}
 		if (c >= 0x80) {
-			size_t k =
-			        utf8_seq((const unsigned char *)p, (const unsigned char *)ps->end);
+			size_t k = json_utf8_seq((const unsigned char *)p,
+			                         (const unsigned char *)ps->end);
 			if (k == 0) {
 				free(buf);
 				return fail_at(ps, p, "invalid UTF-8 in a string");

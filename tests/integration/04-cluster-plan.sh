@@ -213,6 +213,21 @@ PY
 	done
 	ok "reuse keeps CA, token and key (same options: same bytes); --rotate replaces them"
 
+	# Secrets stay in the plan's 0600 files: the most verbose logs of plan and seed name
+	# neither the token, nor the certificate key, nor any line of the CA's private key.
+	expect_exit 0 "$bin" -C "$P" -vv cluster plan --master-address 10.77.0.10 --rotate
+	cat "$T/out" "$T/err" >"$T/vv.log"
+	expect_exit 0 "$bin" -C "$P" -vv seed worker --plan "$D" --hostname worker-4
+	cat "$T/out" "$T/err" >>"$T/vv.log"
+	[ -s "$T/vv.log" ] || fail "-vv printed nothing"
+	for s in "$(json "$D/plan.json" token)" "$(json "$D/plan.json" certificate_key)" \
+		"$(json "$D/plan.json" token | cut -d. -f2)"; do
+		! grep -qF -- "$s" "$T/vv.log" || fail "a secret is in the -vv log: $(cat "$T/vv.log")"
+	done
+	grep -v -- '-----' "$D/ca.key" >"$T/ca.lines"
+	! grep -qF -f "$T/ca.lines" "$T/vv.log" || fail "a line of ca.key is in the -vv log"
+	ok "plan and seed at -vv log no token, certificate key or CA key"
+
 	# ---- seed ----
 	for r in master worker; do
 		expect_error 2 "the $r user-data needs a cluster plan: run 'imgbuild cluster plan --master-address ADDR' (it writes every host's seed), or add --plan DIR" \

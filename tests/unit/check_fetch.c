@@ -631,7 +631,8 @@ START_TEST(test_fetch_digest_mismatch)
 	ib_ctx_init(&ctx);
 	ck_assert_int_eq(run(&ctx, &o, &b), -IB_E_VERIFY);
 	ck_assert_int_eq(wrong->rc, -IB_E_VERIFY);
-	ck_assert_msg(strstr(ctx.err, "artifact 'w.bin': sha256 mismatch: expected ") &&
+	ck_assert_msg(strstr(ctx.err, "artifact 'w.bin' (") &&
+	                      strstr(ctx.err, "/w.bin?wrong=1): sha256 mismatch: expected ") &&
 	                      strstr(ctx.err, wrong->sha256),
 	              "%s", ctx.err);
 	ck_assert_int_eq(good->rc, 0);
