@@ -9,7 +9,9 @@
 #include "rootfs/rootfs.h"
 #include "util/fs.h"
 
-static char scratch[] = "/tmp/imgbuild-fuzz-archive.XXXXXX";
+/* Under $TMPDIR: run.sh points it into build-fuzz/, so a crash (which skips atexit)
+ * leaves nothing in /tmp. */
+static char *scratch;
 
 static void remove_scratch(void)
 {
@@ -21,6 +23,8 @@ static void remove_scratch(void)
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
+	const char *tmp = getenv("TMPDIR");
+	scratch = xasprintf("%s/imgbuild-fuzz-archive.XXXXXX", tmp && *tmp ? tmp : "/tmp");
 	if (!mkdtemp(scratch))
 		abort();
 	atexit(remove_scratch);

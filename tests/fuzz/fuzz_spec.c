@@ -1,42 +1,22 @@
 /* fuzz_spec.c: the spec loader on one file's text: YAML reading (anchors, tags, depth and
  * duplicate keys refused), then the project and role parsers over the same tree. Paths in
- * the spec resolve against a small scratch project, so the path checks run too. */
+ * the spec resolve against the project checkout, so the path checks run too. */
 #include <stdint.h>
 #include <stdlib.h>
 
 #include "spec/spec_internal.h"
-#include "util/fs.h"
 
-static char root[] = "/tmp/imgbuild-fuzz-spec.XXXXXX";
-
-static void remove_root(void)
-{
-	struct ib_ctx ctx;
-	ib_ctx_init(&ctx);
-	ib_rm_rf(&ctx, root);
-}
+/* The project checkout (FUZZ_PROJECT, else the working directory): the seeds' paths exist
+ * there, so the path checks get past "does not exist". Only read. */
+static char *root;
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-	struct ib_ctx ctx;
-	ib_ctx_init(&ctx);
-	if (!mkdtemp(root))
+	const char *dir = getenv("FUZZ_PROJECT");
+	root = realpath(dir && *dir ? dir : ".", NULL);
+	if (!root)
 		abort();
-	atexit(remove_root);
-	/* What the seeds name: a file, a directory, a script and a role directory. */
-	static const char *const dirs[] = {"files", "scripts", "images"};
-	for (size_t i = 0; i < sizeof(dirs) / sizeof(*dirs); i++) {
-		_cleanup_free_ char *d = ib_path_join(root, dirs[i]);
-		if (ib_mkdir_p(&ctx, d, 0755) < 0)
-			abort();
-	}
-	static const char *const files[] = {"files/motd", "scripts/setup.sh", "firstboot.sh"};
-	for (size_t i = 0; i < sizeof(files) / sizeof(*files); i++) {
-		_cleanup_free_ char *f = ib_path_join(root, files[i]);
-		if (ib_write_file_atomic(&ctx, f, "x\n", 2, 0755) < 0)
-			abort();
-	}
 	return 0;
 }
 

@@ -10,10 +10,13 @@ set -eu
 mode=$1
 shift
 here=$(cd "$(dirname "$0")" && pwd)
+# The spec target resolves the paths a spec names in the project checkout.
+FUZZ_PROJECT=$(cd "$here/../.." && pwd)
+export FUZZ_PROJECT
 FUZZ_SECONDS=${FUZZ_SECONDS:-60}
 # Leaks are bugs too; the sanitizers stop at the first report.
-export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
-export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}"
+export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
 
 failed=0
 total=0
@@ -23,6 +26,10 @@ for bin in "$@"; do
 	seeds=$here/corpus/$name
 	regress=$here/regress/$name
 	log=$(dirname "$bin")/fuzz-$name.log
+	TMPDIR=$(cd "$(dirname "$bin")" && pwd)/tmp/$name
+	export TMPDIR
+	rm -rf "$TMPDIR"
+	mkdir -p "$TMPDIR"
 	case $mode in
 	replay)
 		# Given files, libFuzzer runs each once and exits: no mutation, no time bound.
@@ -64,6 +71,7 @@ for bin in "$@"; do
 		exit 2
 		;;
 	esac
+	rm -rf "$TMPDIR"
 done
 [ "$mode" = replay ] && [ "$failed" = 0 ] && echo "fuzz: $total inputs replayed in all"
 exit "$failed"
