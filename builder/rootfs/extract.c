@@ -179,9 +179,9 @@ int ib_tree_extract(struct ib_ctx *ctx, const char *tar, const char *tree, unsig
 		if (hl) {
 			while (hl[0] == '.' && hl[1] == '/')
 				hl += 2;
-			/* The target too: link() follows symlinks in its parents, so a hard link
-			 * through a symlink the archive made would reach (and its data would
-			 * overwrite) a file outside the tree. */
+			/* The target too, as the image sees it: left as written, libarchive unlinks
+			 * the tree's own symlinks met on its way (/var/run -> /run) and then finds
+			 * no target; a symlink out of the tree stays out of reach either way. */
 			_cleanup_free_ char *hrel = NULL;
 			if (flags & IB_EXTRACT_CONFINE) {
 				r = resolve_in_root(ctx, tree, hl, &hrel);
