@@ -147,8 +147,9 @@ check-fuzz:
 	$(MAKE) FUZZ=1 CC=clang fuzz-bins
 	tests/fuzz/run.sh replay $(FUZZ_BINS)
 
+.PHONY: fuzz fuzz-bins check-fuzz
+
 clean:
 	rm -rf build build-san build-fuzz imgbuild
 
-.PHONY: all tools deps san check check-unit check-integration run lint bench clean fuzz fuzz-bins \
-        check-fuzz
+.PHONY: all tools deps san check check-unit check-integration run lint bench clean
