@@ -8,12 +8,18 @@
 #   make san        the sanitizer build in build-san/
 #   make lint       cppcheck and clang-format check
 #   make bench      the assembly benchmark (bench/assembly.sh)
+#   make fuzz       libFuzzer targets (clang) in build-fuzz/, each run FUZZ_SECONDS (60)
+#   make check-fuzz replay the committed fuzz corpus and regression inputs (seconds)
 
 CC      ?= cc
 PKGS    := libarchive yaml-0.1 libcurl openssl libguestfs
 WERROR  ?= $(if $(CI),1,0)
 SAN     ?= 0
+FUZZ    ?= 0
 BUILD   := $(if $(filter 1,$(SAN)),build-san,build)
+ifeq ($(FUZZ),1)
+BUILD   := build-fuzz
+endif
 
 WARN := -Wall -Wextra -Wformat=2 -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
         -Wvla -Wpointer-arith -Wundef -Wwrite-strings -Wno-unused-parameter \
@@ -28,6 +34,12 @@ CFLAGS  += -std=gnu11 $(WARN) -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 -pthread \
 ifeq ($(SAN),1)
 CFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 LDFLAGS += -fsanitize=address,undefined
+endif
+# The library instrumented for libFuzzer (clang only); the targets link -fsanitize=fuzzer.
+ifeq ($(FUZZ),1)
+CFLAGS  += -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer \
+           -fno-sanitize-recover=undefined
+LDFLAGS += -fsanitize=fuzzer,address,undefined
 endif
 
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
@@ -102,6 +114,7 @@ check: deps
 	$(MAKE) WERROR=1 SAN=1 check-unit
 	$(MAKE) WERROR=1 SAN=1 all tools
 	IMGBUILD_SAN=$(CURDIR)/build-san/imgbuild $(MAKE) WERROR=1 check-integration
+	$(MAKE) WERROR=1 check-fuzz
 
 run: deps all
 	./imgbuild all
@@ -116,7 +129,27 @@ bench: all tools
 	bench/fetch.sh
 	DELAY_MS=100 bench/fetch.sh
 
+# Fuzzing (tests/fuzz/README.md): one libFuzzer program per parser, built with clang.
+FUZZ_SRCS    := $(sort $(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_BINS    := $(FUZZ_SRCS:tests/fuzz/%.c=build-fuzz/%)
+FUZZ_SECONDS ?= 60
+
+build-fuzz/fuzz_%: tests/fuzz/fuzz_%.c build-fuzz/libimgbuild.a
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< build-fuzz/libimgbuild.a $(LDLIBS)
+
+fuzz-bins: $(FUZZ_BINS)
+
+fuzz:
+	$(MAKE) FUZZ=1 CC=clang fuzz-bins
+	FUZZ_SECONDS=$(FUZZ_SECONDS) tests/fuzz/run.sh fuzz $(FUZZ_BINS)
+
+check-fuzz:
+	$(MAKE) FUZZ=1 CC=clang fuzz-bins
+	tests/fuzz/run.sh replay $(FUZZ_BINS)
+
+.PHONY: fuzz fuzz-bins check-fuzz
+
 clean:
-	rm -rf build build-san imgbuild
+	rm -rf build build-san build-fuzz imgbuild
 
 .PHONY: all tools deps san check check-unit check-integration run lint bench clean

@@ -13,6 +13,8 @@ xorriso python3 python3-yaml python3-jsonschema docker-registry skopeo container
 shellcheck containernetworking-plugins runc prometheus docker-compose
 prometheus-alertmanager prometheus-blackbox-exporter cloud-init postgresql
 zstd openssl gdisk"
+# clang and its runtimes (libFuzzer, only recommended by clang-14): make fuzz, check-fuzz.
+PKGS="$PKGS clang libclang-rt-14-dev"
 
 missing=""
 for p in $PKGS; do

@@ -88,6 +88,9 @@ int aws_config_load(struct ib_ctx *ctx, const struct aws_config_opts *o, struct 
 	c.profile = xstrdup(named ? named : "default");
 	int found = 0, r = 0;
 	char *v = NULL;
+	/* Declared before the first `goto fail`, which would otherwise jump over their
+	 * initialisation and free garbage on the way out. */
+	_cleanup_free_ char *prof_region = NULL, *prof_endpoint = NULL;
 
 	/* Credentials. --profile outranks the environment's keys, as in the CLI. */
 	if (!o->profile && env("AWS_ACCESS_KEY_ID") && env("AWS_SECRET_ACCESS_KEY")) {
@@ -118,7 +121,6 @@ int aws_config_load(struct ib_ctx *ctx, const struct aws_config_opts *o, struct 
 	}
 	/* The profile's region and endpoint (config file, and the credentials file for
 	 * whoever put them there). */
-	_cleanup_free_ char *prof_region = NULL, *prof_endpoint = NULL;
 	if ((r = profile_get(ctx, creds_path, config_path, c.profile, "region", 0, &prof_region,
 	                     &found)) < 0 ||
 	    (r = profile_get(ctx, creds_path, config_path, c.profile, "endpoint_url", 0,

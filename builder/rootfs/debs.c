@@ -128,6 +128,8 @@ int ib_rootfs_debs_keep(struct ib_ctx *ctx, const struct ib_cas *cas, const char
 	struct stanza *found = NULL;
 	struct strbuf index = STRBUF_INIT, packages = STRBUF_INIT;
 	size_t n_found = 0;
+	/* Before the first `goto out`, which must not jump over its initialisation. */
+	_cleanup_free_ char *sources = NULL;
 	int r = list_suffix(ctx, archives, ".deb", &names);
 	if (r == 0 && names.n == 0)
 		r = ib_error(ctx, IB_E_TOOL, "the bootstrap left no .deb in '%s'", archives);
@@ -158,7 +160,6 @@ int ib_rootfs_debs_keep(struct ib_ctx *ctx, const struct ib_cas *cas, const char
 
 	/* By pool path, so that the index does not depend on the order of apt's lists. */
 	qsort(found, hexes.n, sizeof(*found), cmp_stanza);
-	_cleanup_free_ char *sources = NULL;
 	size_t sources_len = 0;
 	r = ib_read_file(ctx, sources_path, SOURCES_MAX, &sources, &sources_len);
 	char sources_hex[IB_SHA256_HEX], packages_hex[IB_SHA256_HEX], index_hex[IB_SHA256_HEX];

@@ -147,11 +147,16 @@ int ib_tree_extract(struct ib_ctx *ctx, const char *tar, const char *tree, unsig
 			r = ib_error(ctx, IB_E_INTERRUPTED, "interrupted");
 			goto out;
 		}
-		const char *name = archive_entry_pathname(e);
-		while (name[0] == '.' && name[1] == '/')
-			name += 2;
-		while (name[0] == '/')
-			name++;
+		const char *raw = archive_entry_pathname(e);
+		if (!raw)
+			raw = "";
+		while (raw[0] == '.' && raw[1] == '/')
+			raw += 2;
+		while (raw[0] == '/')
+			raw++;
+		/* A copy: the entry's own string is freed when its path is rewritten below, and
+		 * the error messages after that name it. */
+		_cleanup_free_ char *name = xstrdup(raw);
 		if (!*name || streq(name, "."))
 			continue; /* the tree root itself keeps the staging directory's mode */
 		if ((flags & IB_EXTRACT_NO_DEVICES) && (archive_entry_filetype(e) == AE_IFCHR ||
@@ -174,6 +179,16 @@ int ib_tree_extract(struct ib_ctx *ctx, const char *tar, const char *tree, unsig
 		if (hl) {
 			while (hl[0] == '.' && hl[1] == '/')
 				hl += 2;
+			/* The target too, as the image sees it: left as written, libarchive unlinks
+			 * the tree's own symlinks met on its way (/var/run -> /run) and then finds
+			 * no target; a symlink out of the tree stays out of reach either way. */
+			_cleanup_free_ char *hrel = NULL;
+			if (flags & IB_EXTRACT_CONFINE) {
+				r = resolve_in_root(ctx, tree, hl, &hrel);
+				if (r < 0)
+					goto out;
+				hl = hrel;
+			}
 			_cleanup_free_ char *hfull = ib_path_join(tree, hl);
 			archive_entry_copy_hardlink(e, hfull);
 		}

@@ -51,7 +51,8 @@ void ib_ctx_init_child(struct ib_ctx *child, const struct ib_ctx *parent, const 
 	child->label = label;
 }
 
-static int verror(struct ib_ctx *ctx, ib_code code, int errnum, const char *fmt, va_list ap)
+_printf_(4, 0) static int verror(struct ib_ctx *ctx, ib_code code, int errnum, const char *fmt,
+                                 va_list ap)
 {
 	if (ctx->err_code == IB_OK) {
 		int n = vsnprintf(ctx->err, sizeof(ctx->err), fmt, ap);
