@@ -77,8 +77,8 @@ void ib_bundle_manifest_format(const struct ib_bundle_manifest *m, struct strbuf
 	for (size_t i = 0; i < m->roles.n; i++)
 		sb_addf(out, "role %s\n", m->roles.v[i]);
 	for (size_t i = 0; i < m->n; i++)
-		sb_addf(out, "file %s %llu %s\n", m->v[i].sha256, (unsigned long long)m->v[i].size,
-		        m->v[i].path);
+		sb_addf(out, "%s %s %llu %s\n", m->v[i].exec ? "xfile" : "file", m->v[i].sha256,
+		        (unsigned long long)m->v[i].size, m->v[i].path);
 }
 
 void ib_bundle_manifest_release(struct ib_bundle_manifest *m)
@@ -156,7 +156,8 @@ int ib_bundle_manifest_parse(struct ib_ctx *ctx, const char *text, size_t len,
 		} else if (lineno > 4 && m.n == 0 && (rest = skip_prefix(line, "role ")) && *rest &&
 		           !strpbrk(rest, " \t")) {
 			strv_push(&m.roles, rest);
-		} else if (lineno > 4 && (rest = skip_prefix(line, "file "))) {
+		} else if (lineno > 4 && ((rest = skip_prefix(line, "file ")) ||
+		                          (rest = skip_prefix(line, "xfile ")))) {
 			if (m.n == MAX_ENTRIES) {
 				why = "too many members";
 				goto bad;
@@ -165,9 +166,14 @@ int ib_bundle_manifest_parse(struct ib_ctx *ctx, const char *text, size_t len,
 				m.v = xrealloc(m.v,
 				               (alloc = alloc ? 2 * alloc : 64) * sizeof(*m.v));
 			struct ib_bundle_entry e = {0};
-			if (parse_entry(rest, &e) < 0) {
+			/* The mode is signed too: a script's executable bit is an input of the
+			 * role's digest, so it must come back as it was. */
+			e.exec = line[0] == 'x';
+			if (parse_entry(rest, &e) < 0 ||
+			    (e.exec && !startswith(e.path, "project/"))) {
 				why = "bad member line (want 'file <sha256> <size> <path>' with a "
-				      "path under cache/, project/ or images/)";
+				      "path under cache/, project/ or images/, or 'xfile' for an "
+				      "executable project file)";
 				goto bad;
 			}
 			m.v[m.n++] = e;

@@ -28,6 +28,7 @@ struct ib_bundle_entry {
 	char *path; /* member name, ib_bundle_path_valid */
 	uint64_t size;
 	char sha256[65];
+	int exec; /* project files: executable (0755 when imported, else 0644) */
 };
 
 struct ib_bundle_manifest {

@@ -19,12 +19,12 @@ static int cmp_src(const void *a, const void *b)
 }
 
 static int add_member(struct ib_ctx *ctx, struct archive *a, const char *name, uint64_t size,
-                      long long mtime)
+                      int exec, long long mtime)
 {
 	struct archive_entry *e = archive_entry_new();
 	archive_entry_set_pathname(e, name);
 	archive_entry_set_filetype(e, AE_IFREG);
-	archive_entry_set_perm(e, 0644);
+	archive_entry_set_perm(e, exec ? 0755 : 0644);
 	archive_entry_set_size(e, (la_int64_t)size);
 	archive_entry_set_mtime(e, (time_t)mtime, 0);
 	archive_entry_set_uid(e, 0);
@@ -54,7 +54,7 @@ static int add_file(struct ib_ctx *ctx, struct archive *a, const struct ib_bundl
 	_cleanup_close_ int fd = open(src->file, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return ib_error_errno(ctx, IB_E_IO, errno, "cannot open '%s'", src->file);
-	int r = add_member(ctx, a, e->path, e->size, mtime);
+	int r = add_member(ctx, a, e->path, e->size, e->exec, mtime);
 	if (r < 0)
 		return r;
 	struct ib_sha256 h;
@@ -111,11 +111,11 @@ static int write_archive(struct ib_ctx *ctx, int fd, const char *what, const cha
 		archive_write_free(a);
 		return r;
 	}
-	r = add_member(ctx, a, IB_BUNDLE_MANIFEST, strlen(manifest), o->created);
+	r = add_member(ctx, a, IB_BUNDLE_MANIFEST, strlen(manifest), 0, o->created);
 	if (r == 0)
 		r = add_data(ctx, a, IB_BUNDLE_MANIFEST, manifest, strlen(manifest));
 	if (r == 0)
-		r = add_member(ctx, a, IB_BUNDLE_SIGNATURE, strlen(sig), o->created);
+		r = add_member(ctx, a, IB_BUNDLE_SIGNATURE, strlen(sig), 0, o->created);
 	if (r == 0)
 		r = add_data(ctx, a, IB_BUNDLE_SIGNATURE, sig, strlen(sig));
 	_cleanup_free_ char *buf = xmalloc(CHUNK);
@@ -166,6 +166,7 @@ int ib_bundle_create(struct ib_ctx *ctx, const struct ib_bundle_create_opts *o,
 		}
 		m.v[i].path = xstrdup(s->path);
 		m.v[i].size = (uint64_t)st.st_size;
+		m.v[i].exec = startswith(s->path, "project/") && (st.st_mode & 0100);
 		m.n = i + 1;
 		r = ib_sha256_file_hex(ctx, s->file, m.v[i].sha256);
 		if (r == 0 && startswith(s->path, "cache/blobs/sha256/") &&

@@ -53,7 +53,7 @@ static int read_small(struct ib_ctx *ctx, struct archive *a, const char *file,
 }
 
 /* The name is one the manifest accepted, so the path stays under stage. */
-static int open_staged(struct ib_ctx *ctx, const char *stage, const char *name)
+static int open_staged(struct ib_ctx *ctx, const char *stage, const char *name, int exec)
 {
 	_cleanup_free_ char *path = ib_path_join(stage, name);
 	_cleanup_free_ char *dir = xstrdup(path);
@@ -64,6 +64,12 @@ static int open_staged(struct ib_ctx *ctx, const char *stage, const char *name)
 	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644);
 	if (fd < 0)
 		return ib_error_errno(ctx, IB_E_IO, errno, "cannot create '%s'", path);
+	/* Not through open's mode: the umask must not change what the manifest says. */
+	if (fchmod(fd, exec ? 0755 : 0644) < 0) {
+		r = ib_error_errno(ctx, IB_E_IO, errno, "cannot set the mode of '%s'", path);
+		close(fd);
+		return r;
+	}
 	return fd;
 }
 
@@ -213,7 +219,7 @@ int ib_bundle_read(struct ib_ctx *ctx, const char *file, EVP_PKEY *pub, const ch
 		const char *stage = startswith(name, "cache/") ? cache_stage : files_stage;
 		int fd = -1;
 		if (stage) {
-			fd = open_staged(ctx, stage, name);
+			fd = open_staged(ctx, stage, name, m.v[i].exec);
 			if (fd < 0) {
 				r = fd;
 				break;

@@ -115,7 +115,9 @@ tar -xOf "$T/site.tar" MANIFEST >"$T/MANIFEST"
 for want in "^role app$" "^role base$" " project/imgbuild.yaml$" " project/images/app.yaml$" " cache/refs/rootfs-debs/" " cache/refs/checksum/" " cache/refs/oci-tag/"; do
 	grep -q "$want" "$T/MANIFEST" || fail "the manifest lacks '$want'"
 done
-[ "$(grep -c '^file ' "$T/MANIFEST")" = "$(( $(wc -l <"$T/members") - 2 ))" ] || fail "manifest and members differ in number"
+grep -q "^xfile [0-9a-f]* [0-9]* project/ansible-free-scripts/firstboot.sh$" "$T/MANIFEST" ||
+	fail "the manifest does not mark an executable script: $(grep firstboot.sh "$T/MANIFEST")"
+[ "$(grep -Ec '^x?file ' "$T/MANIFEST")" = "$(( $(wc -l <"$T/members") - 2 ))" ] || fail "manifest and members differ in number"
 n_blobs=$(grep -c ' cache/blobs/' "$T/MANIFEST")
 [ "$n_blobs" -gt 150 ] || fail "only $n_blobs cache entries: the .debs are missing"
 tar -tvf "$T/site.tar" | awk '{print $2, $4, $5}' | sort -u >"$T/headers"
@@ -158,6 +160,8 @@ export IMGBUILD_CACHE_DIR=$OFF/cache
 "$bin" -C "$OFF/site/project" all --offline -v
 EOF
 unshare -n sh "$T/offline.sh" >"$T/offline.out" 2>"$T/offline.err" || { cat "$T/offline.out" "$T/offline.err"; fail "offline import and build failed"; }
+# An executable bit is part of a role's input digest: it must survive the bundle.
+[ -x "$OFF/site/project/ansible-free-scripts/firstboot.sh" ] || fail "the imported project lost the scripts' executable bit"
 grep -q "from the cached packages, offline" "$T/offline.err" "$T/offline.out" || fail "the offline build did not bootstrap from the bundled packages: $(cat "$T/offline.err")"
 echo "offline import and build of every role (bootstrap included): $(( $(date +%s) - t2 ))s"
 for r in base app; do

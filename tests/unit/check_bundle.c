@@ -51,7 +51,8 @@ static const char good_manifest[] = IB_BUNDLE_FORMAT "\n"
                                     "role app\n"
                                     "role base\n"
                                     "file " HEX_A " 12 cache/blobs/sha256/" HEX_A "\n"
-                                    "file " HEX_B " 0 project/imgbuild.yaml\n";
+                                    "file " HEX_B " 0 project/imgbuild.yaml\n"
+                                    "xfile " HEX_C " 5 project/run.sh\n";
 
 START_TEST(test_manifest_roundtrip)
 {
@@ -64,8 +65,10 @@ START_TEST(test_manifest_roundtrip)
 	ck_assert_int_eq(m.created, 1700000000);
 	ck_assert_str_eq(m.signer, HEX_B);
 	ck_assert_uint_eq(m.roles.n, 2);
-	ck_assert_uint_eq(m.n, 2);
+	ck_assert_uint_eq(m.n, 3);
 	ck_assert_uint_eq(m.v[0].size, 12);
+	ck_assert_int_eq(m.v[1].exec, 0);
+	ck_assert_int_eq(m.v[2].exec, 1);
 	ck_assert_ptr_eq(ib_bundle_manifest_find(&m, "project/imgbuild.yaml"), &m.v[1]);
 	ck_assert_ptr_null(ib_bundle_manifest_find(&m, "project/other"));
 	struct strbuf sb = STRBUF_INIT;
@@ -110,14 +113,17 @@ START_TEST(test_manifest_errors)
 	manifest_fails(" 0 project/imgbuild.yaml", " 00 project/imgbuild.yaml", "line 8: bad member");
 	manifest_fails(" 0 project/imgbuild.yaml", " 99999999999999999999999 project/imgbuild.yaml",
 	               "line 8: bad member");
-	manifest_fails("file " HEX_B " 0 project/imgbuild.yaml\n",
-	               "file " HEX_B " 0 project/imgbuild.yaml", "not a text ending in a newline");
+	manifest_fails("xfile " HEX_C " 5 project/run.sh\n", "xfile " HEX_C " 5 project/run.sh",
+	               "not a text ending in a newline");
 	/* Order, duplicates, and a cache entry named other than its digest. */
 	manifest_fails("project/imgbuild.yaml", "cache/blobs/sha256/" HEX_A, "line 8: members out of order");
 	manifest_fails("project/imgbuild.yaml", "cache/blobs/sha256/" HEX_C,
 	               "line 8: a cache entry whose name is not its digest");
 	manifest_fails("file " HEX_A " 12 cache/blobs/sha256/" HEX_A "\n",
 	               "file " HEX_A " 12 project/zz\n", "line 8: members out of order");
+	/* Only project files carry an executable bit. */
+	manifest_fails("file " HEX_A " 12 cache/blobs/sha256/" HEX_A "\n",
+	               "xfile " HEX_A " 12 cache/blobs/sha256/" HEX_A "\n", "line 7: bad member line");
 }
 END_TEST
 
