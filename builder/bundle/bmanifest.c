@@ -171,6 +171,7 @@ int ib_bundle_manifest_parse(struct ib_ctx *ctx, const char *text, size_t len,
 			e.exec = line[0] == 'x';
 			if (parse_entry(rest, &e) < 0 ||
 			    (e.exec && !startswith(e.path, "project/"))) {
+				free(e.path);
 				why = "bad member line (want 'file <sha256> <size> <path>' with a "
 				      "path under cache/, project/ or images/, or 'xfile' for an "
 				      "executable project file)";
