@@ -259,6 +259,10 @@ int ib_rootfs_get(struct ib_ctx *ctx, const struct ib_rootfs_opts *opts, char **
 	tmp = xasprintf("%s/.%s.tar.tmp.%d", dir, key, (int)getpid());
 	ib_tmp_register(tmp);
 	r = bootstrap_cached(ctx, opts, &cas, key, tmp, have_debs ? &debs : NULL);
+	/* Unlike blobs, nothing checks this tar against a digest when it is read: after a
+	 * power loss a renamed but unwritten file would pass for an empty root filesystem. */
+	if (r == 0)
+		r = ib_fsync_path(ctx, tmp);
 	if (r == 0 && (chmod(tmp, 0644) < 0 || rename(tmp, tar) < 0))
 		r = ib_error_errno(ctx, IB_E_IO, errno, "cannot store '%s' in the cache", tar);
 	if (r < 0)

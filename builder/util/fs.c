@@ -181,6 +181,20 @@ int ib_exists(const char *path)
 	return lstat(path, &st) == 0;
 }
 
+int ib_fsync_path(struct ib_ctx *ctx, const char *path)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return ib_error_errno(ctx, IB_E_IO, errno, "cannot open '%s'", path);
+	if (fsync(fd) < 0) {
+		int e = errno;
+		close(fd);
+		return ib_error_errno(ctx, IB_E_IO, e, "cannot fsync '%s'", path);
+	}
+	close(fd);
+	return 0;
+}
+
 long long ib_file_size(const char *path)
 {
 	struct stat st;

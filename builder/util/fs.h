@@ -22,6 +22,8 @@ int ib_lock_file(struct ib_ctx *ctx, const char *path);
 /* Like ib_lock_file but never waits: -IB_E_IO with errno EWOULDBLOCK in *busy set to 1. */
 int ib_trylock_file(struct ib_ctx *ctx, const char *path, int *busy);
 int ib_exists(const char *path);
+/* fsync a file written by another program, before it is renamed into place. */
+int ib_fsync_path(struct ib_ctx *ctx, const char *path);
 /* Size of a file in bytes, or -1. */
 long long ib_file_size(const char *path);
 /* Blocks actually allocated to a file, in bytes (for sparse files), or -1. */
