@@ -6,6 +6,7 @@
 # nothing half-written. Builds pass --no-verify (an appliance launch per image) but the two
 # that test it.
 # The images stay in tests/tmp/images for the boot test (20-boot).
+# lane: images (makes what the other tests of the lane read; tests/run-integration.sh)
 . "$(dirname "$0")/../lib.sh"
 t_init 10-build
 IMG=$TOP/tests/tmp/images

@@ -4,6 +4,7 @@
 # the disk and that each role's own first-boot script ran. KVM when it works, else TCG;
 # every boot is bounded in time. Two VMs run at once (one vCPU each). The Kubernetes roles
 # boot in 21-k8s-boot, with a cluster plan; tooling in 22-tooling-boot, with its stack.
+# lane: images (reads what 10-build makes; tests/run-integration.sh)
 . "$(dirname "$0")/../lib.sh"
 t_init 20-boot
 OUT=$TOP/tests/tmp/images/out

@@ -18,6 +18,7 @@
 # IMGBUILD_K8S_REAL=1 (images built from a cache holding the real payloads, after
 # `imgbuild fetch` on a connected machine) the same test requires `kubectl get nodes` to
 # show every node Ready instead.
+# lane: images (reads what 10-build makes; tests/run-integration.sh)
 . "$(dirname "$0")/../lib.sh"
 t_init 21-k8s-boot
 # IMGBUILD_TEST_IMAGES: another project directory whose out/ holds the images (read only:
