@@ -67,7 +67,8 @@ qemu_accel() {
 		rm -f "$log"
 	fi
 	mkdir -p "$TOP/tests/tmp"
-	echo "$accel" >"$cache"
+	# Renamed into place: a test in the other lane may be reading it.
+	echo "$accel" >"$cache.$$" && mv -f "$cache.$$" "$cache"
 	echo "$accel"
 }
 
