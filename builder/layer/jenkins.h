@@ -45,8 +45,8 @@ void ib_jenkins_plugin_release(struct ib_jenkins_plugin *p);
 int ib_jenkins_version_cmp(const char *a, const char *b);
 
 /* Read the manifest of the plugin in the zip at path (or, path NULL, in data/len). */
-int ib_jenkins_plugin_read(struct ib_ctx *ctx, const char *what, const char *path,
-                           const void *data, size_t len, struct ib_jenkins_plugin *ret);
+int ib_jenkins_plugin_read(struct ib_ctx *ctx, const char *what, const char *path, const void *data,
+                           size_t len, struct ib_jenkins_plugin *ret);
 
 /* Every directory of the layer (sorted and merged) holding .jpi or .hpi files: each file
  * is a readable plugin named after its Short-Name, and every required dependency is

@@ -30,7 +30,7 @@ void ib_jenkins_plugin_release(struct ib_jenkins_plugin *p)
 /* Words Maven and Jenkins order before the release they lead to. */
 static int prerelease_rank(const char *s, size_t n)
 {
-	static const char *const words[] = {"alpha", "a", "beta", "b", "milestone", "m",
+	static const char *const words[] = {"alpha", "a",  "beta",     "b",  "milestone", "m",
 	                                    "rc",    "cr", "snapshot", "ea", "preview"};
 	static const int rank[] = {0, 0, 1, 1, 2, 2, 3, 3, 4, 1, 1};
 	for (size_t i = 0; i < ARRAY_SIZE(words); i++)
@@ -213,7 +213,8 @@ static int valid_version(const char *s, size_t n)
 	if (n == 0 || n > MAX_VERS_LEN)
 		return 0;
 	for (size_t i = 0; i < n; i++)
-		if ((unsigned char)s[i] <= ' ' || (unsigned char)s[i] >= 0x7f || strchr(",;:", s[i]))
+		if ((unsigned char)s[i] <= ' ' || (unsigned char)s[i] >= 0x7f ||
+		    strchr(",;:", s[i]))
 			return 0;
 	return 1;
 }
@@ -284,8 +285,8 @@ static int mf_finish(struct mparse *m, struct ib_jenkins_plugin *p)
 	if (!ver)
 		return mf_error(m, 0, "no Plugin-Version");
 	if (!valid_version(ver, strlen(ver)))
-		return mf_error(m, m->line[H_PLUGIN_VERSION], "Plugin-Version '%.80s' is not a version",
-		                ver);
+		return mf_error(m, m->line[H_PLUGIN_VERSION],
+		                "Plugin-Version '%.80s' is not a version", ver);
 	const char *jv = m->value[H_JENKINS_VERSION];
 	if (jv && !valid_version(jv, strlen(jv)))
 		return mf_error(m, m->line[H_JENKINS_VERSION],

@@ -11,8 +11,8 @@
 /* One error names at most this many problems (the context's message has a size limit). */
 #define MAX_SHOWN 8
 
-int ib_jenkins_plugin_read(struct ib_ctx *ctx, const char *what, const char *path,
-                           const void *data, size_t len, struct ib_jenkins_plugin *ret)
+int ib_jenkins_plugin_read(struct ib_ctx *ctx, const char *what, const char *path, const void *data,
+                           size_t len, struct ib_jenkins_plugin *ret)
 {
 	memset(ret, 0, sizeof(*ret));
 	struct archive *a = archive_read_new();
@@ -23,8 +23,9 @@ int ib_jenkins_plugin_read(struct ib_ctx *ctx, const char *what, const char *pat
 	              : archive_read_open_memory(a, data, len);
 	int r = 0, found = 0;
 	if (ar != ARCHIVE_OK) {
-		r = ib_error(ctx, IB_E_SPEC, "%s is not a readable zip (a Jenkins plugin is one): %s",
-		             what, archive_error_string(a));
+		r = ib_error(ctx, IB_E_SPEC,
+		             "%s is not a readable zip (a Jenkins plugin is one): %s", what,
+		             archive_error_string(a));
 		goto out;
 	}
 	struct archive_entry *e;
@@ -42,8 +43,8 @@ int ib_jenkins_plugin_read(struct ib_ctx *ctx, const char *what, const char *pat
 		break;
 	}
 	if (!found) {
-		r = ib_error(ctx, IB_E_SPEC, "%s has no META-INF/MANIFEST.MF (not a Jenkins plugin)",
-		             what);
+		r = ib_error(ctx, IB_E_SPEC,
+		             "%s has no META-INF/MANIFEST.MF (not a Jenkins plugin)", what);
 		goto out;
 	}
 	struct strbuf text = STRBUF_INIT;
@@ -53,13 +54,14 @@ int ib_jenkins_plugin_read(struct ib_ctx *ctx, const char *what, const char *pat
 		if (n == 0)
 			break;
 		if (n < 0) {
-			r = ib_error(ctx, IB_E_SPEC, "%s: cannot read META-INF/MANIFEST.MF: %s", what,
-			             archive_error_string(a));
+			r = ib_error(ctx, IB_E_SPEC, "%s: cannot read META-INF/MANIFEST.MF: %s",
+			             what, archive_error_string(a));
 			break;
 		}
 		if (text.len + (size_t)n > IB_JENKINS_MAX_MANIFEST) {
-			r = ib_error(ctx, IB_E_SPEC, "%s: META-INF/MANIFEST.MF is larger than %u bytes",
-			             what, IB_JENKINS_MAX_MANIFEST);
+			r = ib_error(ctx, IB_E_SPEC,
+			             "%s: META-INF/MANIFEST.MF is larger than %u bytes", what,
+			             IB_JENKINS_MAX_MANIFEST);
 			break;
 		}
 		sb_add(&text, buf, (size_t)n);
@@ -140,8 +142,8 @@ static int check_dir(struct ib_ctx *ctx, const char *dir, struct jp *v, size_t n
 			        v[i].what, v[i].p.id, v[i].p.id);
 		for (size_t j = 0; j < i; j++)
 			if (streq(v[j].p.id, v[i].p.id))
-				problem(&sb, &count, "%s and %s are both the plugin '%s'", v[j].what,
-				        v[i].what, v[i].p.id);
+				problem(&sb, &count, "%s and %s are both the plugin '%s'",
+				        v[j].what, v[i].what, v[i].p.id);
 	}
 	for (size_t i = 0; i < n; i++) {
 		const struct ib_jenkins_plugin *p = &v[i].p;
@@ -149,11 +151,13 @@ static int check_dir(struct ib_ctx *ctx, const char *dir, struct jp *v, size_t n
 			const struct ib_jenkins_dep *d = &p->deps[k];
 			const struct jp *have = find(v, n, d->id);
 			if (!have && !d->optional)
-				problem(&sb, &count, "'%s' %s %s needs '%s' %s or later, which is not there",
+				problem(&sb, &count,
+				        "'%s' %s %s needs '%s' %s or later, which is not there",
 				        p->id, p->version, v[i].what, d->id, d->version);
 			else if (have && ib_jenkins_version_cmp(have->p.version, d->version) < 0)
-				problem(&sb, &count, "'%s' %s %s needs '%s' %s or later%s, but %s is %s",
-				        p->id, p->version, v[i].what, d->id, d->version,
+				problem(&sb, &count,
+				        "'%s' %s %s needs '%s' %s or later%s, but %s is %s", p->id,
+				        p->version, v[i].what, d->id, d->version,
 				        d->optional ? " (when present)" : "", have->what,
 				        have->p.version);
 		}

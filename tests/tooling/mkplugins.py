@@ -14,7 +14,9 @@ manifest declares, as MANIFESTS (default tests/tooling/jenkins-manifests.txt) li
 Short-Name, Plugin-Version, Jenkins-Version and Plugin-Dependencies, plus
 "Imgbuild-Test-Stand-In: true". No Java class is in it: what these files exercise is
 imgbuild's fetch, digest check and the layer's dependency-closure check, not Jenkins
-loading them. Prints "plugin <id>:<version> stand-in ..." per plugin.
+loading them. Prints "plugin <id>:<version> stand-in ..." per plugin. A checksum the
+download cache recorded for an older stand-in at the same URL is dropped (the cache keeps
+a release's checksum for good).
 """
 
 import hashlib
@@ -35,7 +37,9 @@ def die(msg):
 
 
 def load_manifests(path):
-    """{id: (version, jenkins_version, [(dep_id, version_or_None, optional)])}"""
+    """{id: [(version, jenkins_version, [(dep_id, version_or_None, optional)]), ...]}: an
+    id may be listed at several versions (a test baking an older one); the first is the
+    one the other plugins' dependencies ask for."""
     table = {}
     with open(path) as f:
         for n, line in enumerate(f, 1):
@@ -53,7 +57,7 @@ def load_manifests(path):
                     deps.append((d[:-1], None, True))
                 else:
                     deps.append((d, None, False))
-            table[pid] = (ver, line[1], deps)
+            table.setdefault(pid, []).append((ver, line[1], deps))
     return table
 
 
@@ -79,6 +83,36 @@ def role_artifacts(project, role):
     return arts
 
 
+def cache_dir():
+    """imgbuild's download cache, as builder/util/fs.c finds it."""
+    if os.environ.get("IMGBUILD_CACHE_DIR"):
+        return os.path.abspath(os.environ["IMGBUILD_CACHE_DIR"])
+    if os.environ.get("XDG_CACHE_HOME", "").startswith("/"):
+        return os.path.join(os.environ["XDG_CACHE_HOME"], "imgbuild")
+    return os.path.join(os.environ.get("HOME") or "/root", ".cache", "imgbuild")
+
+
+def drop_stale_ref(a, digest):
+    """The cache keeps a release's published checksum for good (refs/checksum/<sha256 of
+    "checksum_url file">): right for the real files, wrong when a stand-in served at the
+    same URL changed (an older version of this script). Such a ref is dropped, so that the
+    build reads the mirror's checksum again; returns 1 when it did."""
+    name = "%s %s" % (a["checksum_url"], a["url"].rsplit("/", 1)[1])
+    ref = os.path.join(cache_dir(), "refs", "checksum", hashlib.sha256(name.encode()).hexdigest())
+    try:
+        with open(ref) as f:
+            hexd = f.read().split("\t", 1)[0]
+    except OSError:
+        return 0
+    if hexd == digest:
+        return 0
+    try:
+        os.unlink(ref)
+    except FileNotFoundError:
+        pass
+    return 1
+
+
 def main():
     if len(sys.argv) not in (3, 4, 5):
         sys.exit(__doc__.split("\n\n")[1])
@@ -91,22 +125,21 @@ def main():
         m = PLUGIN_URL.fullmatch(a.get("url", ""))
         if m:
             plugins.append((a, m.group(1), m.group(2)))
-    baked = {pid: ver for _, pid, ver in plugins}
     for a, pid, ver in plugins:
-        if pid not in table:
-            die("%s: no manifest for the plugin '%s' in %s" % (a["name"], pid, mpath))
-        tver, jver, deps = table[pid]
-        if tver != ver:
-            die("%s: %s lists %s:%s, the role bakes %s" % (a["name"], mpath, pid, tver, ver))
+        rows = [row for row in table.get(pid, []) if row[0] == ver]
+        if not rows:
+            die("%s: %s lists no manifest for %s:%s" % (a["name"], mpath, pid, ver))
+        _, jver, deps = rows[0]
         if not a.get("checksum_url") or a.get("sha256"):
             die("%s: stand-ins are made for plugins with a checksum_url only" % a["name"])
-        # A dependency asks for the version baked (the real manifests ask for that one or
-        # an older one); an optional one that is not baked, for the version listed.
+        # A dependency asks for the version listed first for it (the one plugins.txt bakes:
+        # the real manifests ask for that one or an older one); an optional one that is
+        # not baked, for the version written with it.
         decl = []
         for did, dver, opt in deps:
-            v = dver or baked.get(did) or (table[did][0] if did in table else None)
+            v = dver or (table[did][0][0] if did in table else None)
             if v is None:
-                die("%s: dependency '%s' has no version (neither baked nor listed)" % (pid, did))
+                die("%s: dependency '%s' has no version (not listed)" % (pid, did))
             decl.append("%s:%s%s" % (did, v, ";resolution:=optional" if opt else ""))
         mf = b"Manifest-Version: 1.0\r\n" + b"Created-By: imgbuild tests/tooling/mkplugins.py\r\n"
         mf += fold("Long-Name", "imgbuild test stand-in for the Jenkins plugin " + pid)
@@ -132,8 +165,10 @@ def main():
             with open(path + ".tmp", "wb") as f:
                 f.write(data)
             os.rename(path + ".tmp", path)
-        print("plugin %s:%s stand-in %s (%d bytes, sha256:%s, %d dependencies declared)"
-              % (pid, ver, a["name"], len(hpi), digest, len(decl)))
+        stale = drop_stale_ref(a, digest)
+        print("plugin %s:%s stand-in %s (%d bytes, sha256:%s, %d dependencies declared%s)"
+              % (pid, ver, a["name"], len(hpi), digest, len(decl),
+                 "; an older stand-in's checksum dropped from the cache" if stale else ""))
 
 
 main()
