@@ -162,6 +162,8 @@ t_payloads() {
 			"($(awk '$1 == "image" && $3 == "stand-in" { printf "%s%s", s, $2; s = ", " }' "$T/tooling-images.txt"))"
 		! grep -q '^plugin ' "$T/tooling-images.txt" ||
 			echo "jenkins plugins: $(grep -c '^plugin ' "$T/tooling-images.txt") stand-in .hpi files and their" \
-				"sha256 files served for updates.jenkins.io and repo.jenkins-ci.org (not exercised: the real plugins)"
+				"sha256 files served for updates.jenkins.io and repo.jenkins-ci.org, with the real manifests'" \
+				"dependency declarations as tests/tooling/jenkins-manifests.txt records them (not exercised:" \
+				"the real plugins, Jenkins loading them)"
 	fi
 }

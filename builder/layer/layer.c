@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 
 #include "layer/entries.h"
+#include "layer/jenkins.h"
 #include "util/fs.h"
 #include "util/strbuf.h"
 #include "util/tmpreg.h"
@@ -505,6 +506,9 @@ static int build_entries(struct ib_ctx *ctx, const struct ib_layer_opts *opts, s
 		r = lentries_sort_merge(ctx, l);
 	if (r == 0)
 		r = check_parents(ctx, l);
+	/* An air-gapped Jenkins cannot fetch what its plugins need: the layer holds it all. */
+	if (r == 0)
+		r = layer_check_jenkins_plugins(ctx, l);
 	return r;
 }
 

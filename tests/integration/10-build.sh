@@ -27,7 +27,7 @@ bin=${IMGBUILD_SAN:-$IMGBUILD}
 
 echo "building all roles with $bin (a cold cache bootstraps from the mirror first)"
 start=$(date +%s)
-"$bin" -C "$P" all -j 2 --no-verify --json >"$T/all1.json" 2>"$T/all1.err" || { cat "$T/all1.err"; fail "imgbuild all failed"; }
+"$bin" -C "$P" -v all -j 2 --no-verify --json >"$T/all1.json" 2>"$T/all1.err" || { cat "$T/all1.err"; fail "imgbuild all failed"; }
 echo "cold or warm build: $(( $(date +%s) - start ))s"
 tail -1 "$T/all1.json"
 
@@ -217,3 +217,81 @@ for sig in INT TERM; do
 	[ "$(cd "$OUT" && sums worker.raw worker.qcow2 worker.manifest.json)" = "$before" ] || fail "SIG$sig changed outputs"
 done
 ok "SIGINT and SIGTERM leave earlier outputs intact, no work or temporary files, no tools running"
+
+# Jenkins plugins: the tooling build above baked 42 stand-ins (tests/tooling/mkplugins.py:
+# zips whose MANIFEST.MF, in the real format, declares what the real plugin's declares, as
+# tests/tooling/jenkins-manifests.txt records it) and its layer checked their closure. A
+# role baking an incomplete set is refused at the layer stage (exit 2, one error naming the
+# problems and the spec lines), nothing written. Not exercised: the real plugins and Jenkins
+# loading them (no update center, no Jenkins image on the test machines).
+grep -q "tooling: Jenkins plugins in '/opt/imgbuild/tooling/jenkins/plugins': 42, every dependency there" "$T/all1.err" ||
+	{ grep -i jenkins "$T/all1.err"; fail "the tooling layer did not report its plugins' closure"; }
+# jplugins_role [DROP_ID [OVERRIDE_ID OVERRIDE_VERSION]]: images/jplugins.yaml baking the
+# tooling role's plugins on base (whose root filesystem is cached), but DROP_ID, with
+# OVERRIDE_ID at another version.
+jplugins_role() {
+	python3 - "$P/images/tooling.yaml" "$P/images/jplugins.yaml" "$@" <<'PY'
+import sys, yaml
+src, dst, args = sys.argv[1], sys.argv[2], sys.argv[3:]
+drop = args[0] if args else ""
+over = args[1:3] if len(args) > 2 else None
+arts = []
+for a in yaml.safe_load(open(src))["artifacts"]:
+    if a["name"] == "jenkins-plugin-" + drop:
+        continue
+    if over and a["name"] == "jenkins-plugin-" + over[0]:
+        old = a["url"].split("/")[-2]
+        a = {k: v.replace(old, over[1]) if isinstance(v, str) else v for k, v in a.items()}
+    arts.append(a)
+yaml.safe_dump({"description": "10-build: Jenkins plugins' closure", "extends": "base",
+                "artifacts": arts}, open(dst, "w"), sort_keys=False)
+PY
+}
+jplugins_refused() { # jplugins_refused WHAT PATTERN...: exit 2, the patterns in the one error
+	what=$1
+	shift
+	start=$(date +%s)
+	expect_exit 2 "$bin" -C "$P" build jplugins --no-verify
+	[ "$(grep -c 'error' "$T/err")" = 1 ] || fail "$what: not exactly one error line: $(cat "$T/err")"
+	for pat in "$@"; do
+		grep -qF -- "$pat" "$T/err" || fail "$what: no '$pat' in: $(cat "$T/err")"
+	done
+	for f in "$OUT"/jplugins.*; do
+		[ -e "$f" ] && fail "$what: outputs written: $(ls "$OUT")"
+	done
+	[ -z "$(ls -A "$OUT/.imgbuild-work" 2>/dev/null)" ] || fail "$what: work files left: $(ls -A "$OUT/.imgbuild-work")"
+	echo "$what: refused in $(($(date +%s) - start))s: $(grep error "$T/err" | cut -c1-300)..."
+}
+# A plugin removed from the set: its dependents are named.
+jplugins_role structs
+jplugins_refused "structs removed" \
+	"building 'jplugins': the Jenkins plugins in '/opt/imgbuild/tooling/jenkins/plugins' would not all load (" \
+	"'job-dsl' 1.87 '/opt/imgbuild/tooling/jenkins/plugins/job-dsl.jpi' (" \
+	"needs 'structs' 338.v848422169819 or later, which is not there" "more"
+# A dependency older than its dependents declare (a stand-in of scm-api 676).
+jplugins_role "" scm-api 676.v886669a_199a_a_
+cp "$TOP/tests/tooling/jenkins-manifests.txt" "$T/manifests.txt"
+echo "scm-api:676.v886669a_199a_a_ 2.426.3 org.jenkins-ci.plugins structs" >>"$T/manifests.txt"
+python3 "$TOP/tests/tooling/mkplugins.py" "$P" "$IMG/mirror" jplugins "$T/manifests.txt" >/dev/null ||
+	fail "mkplugins.py for an older scm-api"
+jplugins_refused "scm-api too old" \
+	"'git' 5.2.2 '/opt/imgbuild/tooling/jenkins/plugins/git.jpi' (" \
+	"needs 'scm-api' 683.vb_16722fb_b_80b_ or later, but '/opt/imgbuild/tooling/jenkins/plugins/scm-api.jpi' (" \
+	") is 676.v886669a_199a_a_"
+# A plugin that is not one: what a misconfigured mirror serves, with its digest published.
+jplugins_role
+cat >>"$P/images/jplugins.yaml" <<'YAML'
+- name: jenkins-plugin-broken
+  url: https://updates.jenkins.io/download/plugins/broken/1.0/broken.hpi
+  checksum_url: https://repo.jenkins-ci.org/releases/org/jenkins-ci/plugins/broken/1.0/broken-1.0.hpi.sha256
+  destination: /opt/imgbuild/tooling/jenkins/plugins/broken.jpi
+YAML
+b=$IMG/mirror/updates.jenkins.io/download/plugins/broken/1.0/broken.hpi
+mkdir -p "${b%/*}" "$IMG/mirror/repo.jenkins-ci.org/releases/org/jenkins-ci/plugins/broken/1.0"
+printf '<html><body>Mirror list</body></html>\n' >"$b"
+sha256sum "$b" | cut -d' ' -f1 >"$IMG/mirror/repo.jenkins-ci.org/releases/org/jenkins-ci/plugins/broken/1.0/broken-1.0.hpi.sha256"
+jplugins_refused "not a zip" \
+	"'/opt/imgbuild/tooling/jenkins/plugins/broken.jpi' (" \
+	") is not a readable zip (a Jenkins plugin is one)"
+rm "$P/images/jplugins.yaml"
+ok "Jenkins plugins: the tooling layer checked the closure of its 42 stand-ins (real manifests' dependency declarations, as recorded); a removed plugin, a too old dependency, a plugin that is no zip each refused at the layer (exit 2), nothing written (not exercised: the real plugins, Jenkins loading them)"

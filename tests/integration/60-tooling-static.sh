@@ -518,8 +518,11 @@ for line in open(os.path.join(s, "jenkins/plugins.txt")):
             errors.append(f"plugins.txt: '{line}' is not id:version")
         else:
             plugins[m.group(1)] = m.group(2)
-for p in ("configuration-as-code", "job-dsl", "workflow-aggregator", "git", "kubernetes-cli",
-          "credentials-binding"):
+# What casc.yaml (JCasC, a Job DSL pipelineJob from git) and the declarative Jenkinsfile
+# (sh, withCredentials, input, timeout...) need directly.
+for p in ("configuration-as-code", "job-dsl", "workflow-job", "workflow-cps",
+          "pipeline-model-definition", "workflow-basic-steps", "workflow-durable-task-step",
+          "pipeline-input-step", "credentials-binding", "git"):
     if p not in plugins:
         errors.append(f"plugins.txt: {p} missing")
 jf = open(os.path.join(s, "jenkins/Jenkinsfile")).read()
@@ -603,12 +606,57 @@ pl_reset
 sed -i '/^git:/d' "$T/pl/plugins.txt"
 plugins_differ "unlisted artifact" "jenkins-plugin-git is baked but not in plugins.txt"
 pl_reset
-sed -i '/name: jenkins-plugin-kubernetes-cli/,/mode:/{/checksum_url/d}' "$T/pl/tooling.yaml"
-sed -i '/name: jenkins-plugin-kubernetes-cli/,/mode:/{s|    destination:|    sha256: '"$(printf '%064d' 0 | tr 0 a)"'\n    destination:|}' "$T/pl/tooling.yaml"
+sed -i '/name: jenkins-plugin-credentials-binding/,/mode:/{/checksum_url/d}' "$T/pl/tooling.yaml"
+sed -i '/name: jenkins-plugin-credentials-binding/,/mode:/{s|    destination:|    sha256: '"$(printf '%064d' 0 | tr 0 a)"'\n    destination:|}' "$T/pl/tooling.yaml"
 plugins_agree "$T/pl/plugins.txt" "$T/pl/tooling.yaml" >"$T/plugins.out" || { cat "$T/plugins.out"; fail "a plugin pinned by sha256 is refused"; }
-sed -i '/name: jenkins-plugin-kubernetes-cli/,/mode:/{/sha256:/d}' "$T/pl/tooling.yaml"
-plugins_differ "no digest" "jenkins-plugin-kubernetes-cli: neither sha256 nor"
+sed -i '/name: jenkins-plugin-credentials-binding/,/mode:/{/sha256:/d}' "$T/pl/tooling.yaml"
+plugins_differ "no digest" "jenkins-plugin-credentials-binding: neither sha256 nor"
 ok "Jenkins plugins: $agreed; an unbaked entry, another version, an unlisted artifact, a missing digest each refused"
+
+# --- Jenkins plugins: the closure, as tests/tooling/jenkins-manifests.txt records the real
+# manifests (unverified here: see that file). The build checks the real files; this says
+# early that the list, as recorded, is closed and that the core runs every plugin.
+python3 - "$S/jenkins/plugins.txt" "$TOP/tests/tooling/jenkins-manifests.txt" "$S/compose.yaml" <<'PY' >"$T/closure.out" ||
+import re, sys, yaml
+errors = []
+plugins = {}
+for line in open(sys.argv[1]):
+    line = line.split("#")[0].strip()
+    if line:
+        pid, ver = line.split(":", 1)
+        plugins[pid] = ver
+table = {}
+for line in open(sys.argv[2]):
+    f = line.split("#", 1)[0].split()
+    if f:
+        pid, ver = f[0].split(":", 1)
+        table[pid] = (ver, f[1], f[3:])
+for pid in sorted(set(plugins) | set(table)):
+    if pid not in table:
+        errors.append(f"plugins.txt: {pid} has no entry in tests/tooling/jenkins-manifests.txt")
+    elif pid not in plugins:
+        errors.append(f"jenkins-manifests.txt: {pid} is not in plugins.txt")
+    elif table[pid][0] != plugins[pid]:
+        errors.append(f"jenkins-manifests.txt records {pid}:{table[pid][0]}, plugins.txt pins {plugins[pid]}")
+for pid, (ver, core, deps) in sorted(table.items()):
+    for d in deps:
+        if not d.endswith("?") and "=" not in d and d not in plugins:
+            errors.append(f"{pid}:{ver} needs {d}, which plugins.txt does not list")
+def key(v):
+    return [int(x) for x in re.split(r"[.-]", v) if x.isdigit()]
+image = yaml.safe_load(open(sys.argv[3]))["services"]["jenkins"]["image"]
+core = re.match(r"jenkins/jenkins:([0-9.]+)", image).group(1)
+newest = max(table.items(), key=lambda kv: key(kv[1][1]))
+if key(newest[1][1]) > key(core):
+    errors.append(f"{newest[0]} needs Jenkins {newest[1][1]}, the image is {core}")
+if errors:
+    print("\n".join(errors))
+    sys.exit(1)
+print(f"{len(table)} plugins, closed under their required dependencies as recorded; "
+      f"the newest core any needs is {newest[1][1]} ({newest[0]}), the image runs {core}")
+PY
+	{ cat "$T/closure.out"; fail "the Jenkins plugins' closure, as recorded"; }
+ok "Jenkins plugins: $(cat "$T/closure.out") (recorded dependencies, unverified here; the build checks the real manifests)"
 
 # --- bin/tooling-init: env file, data directories, targets (in $T, not on this host)
 init() {

@@ -30,9 +30,10 @@ healthchecks and the tests use, and print "imgbuild test stand-in for <image>" i
         `php` that do what their compose healthchecks ask (a GET) with BusyBox wget
 
 The role's artifacts must be Jenkins plugins from the update center (updates.jenkins.io and
-repo.jenkins-ci.org cannot be reached either): each gets a STAND-IN .hpi (a zip with the
-manifest entries Jenkins reads and "Imgbuild-Test-Stand-In: true") at its URL's place in the
-mirror, and its sha256 at its checksum_url's place. Prints "plugin <id>:<version> stand-in ...".
+repo.jenkins-ci.org cannot be reached either): tests/tooling/mkplugins.py writes each as a
+STAND-IN .hpi (a zip whose manifest declares the real plugin's dependencies, and
+"Imgbuild-Test-Stand-In: true") at its URL's place in the mirror, and its sha256 at its
+checksum_url's place. Prints "plugin <id>:<version> stand-in ...".
 
 The layers are built from one `mmdebstrap --variant=extract` of the Debian packages (a
 few seconds from the Debian mirror) and cached, keyed by this file and the package list,
@@ -52,7 +53,6 @@ import subprocess
 import sys
 import tarfile
 import tempfile
-import zipfile
 
 import yaml
 
@@ -683,30 +683,12 @@ for ref in images:
 
 
 # ---- Jenkins plugins: stand-in .hpi files where the update center's would be ---------------
-# updates.jenkins.io and repo.jenkins-ci.org cannot be reached: each plugin is a small,
-# reproducible zip with the manifest entries Jenkins reads (Short-Name, Plugin-Version) and
-# an Imgbuild-Test-Stand-In line, and its checksum_url serves its sha256 (bare, as
-# Artifactory's .sha256 files are). What fetches, verifies and bakes them is the real code.
+# updates.jenkins.io and repo.jenkins-ci.org cannot be reached: tests/tooling/mkplugins.py
+# writes each plugin as a zip whose manifest declares what the real plugin's does
+# (tests/tooling/jenkins-manifests.txt), and its checksum_url's sha256. What fetches,
+# verifies, checks the closure of and bakes them is the real code.
 
-def url_path(url):
-    return url.split("://", 1)[1]
-
-
-for a in artifacts:
-    pid, ver = PLUGIN_URL.fullmatch(a["url"]).group(1, 2)
-    manifest = ("Manifest-Version: 1.0\r\nShort-Name: %s\r\nPlugin-Version: %s\r\n"
-                "Long-Name: imgbuild test stand-in for the Jenkins plugin %s\r\n"
-                "Imgbuild-Test-Stand-In: true\r\n\r\n" % (pid, ver, pid))
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
-        for name, data in (("META-INF/MANIFEST.MF", manifest),
-                           ("imgbuild-test-stand-in.txt",
-                            "imgbuild test stand-in for %s %s: not the real plugin\n" % (pid, ver))):
-            zi = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
-            zi.external_attr = 0o644 << 16
-            z.writestr(zi, data)
-    hpi = buf.getvalue()
-    digest = hashlib.sha256(hpi).hexdigest()
-    write(os.path.join(mirror, url_path(a["url"])), hpi)
-    write(os.path.join(mirror, url_path(a["checksum_url"])), (digest + "\n").encode())
-    print("plugin %s:%s stand-in %s (%d bytes, sha256:%s)" % (pid, ver, a["name"], len(hpi), digest))
+sys.stdout.flush()
+r = subprocess.run([sys.executable, os.path.join(HERE, "mkplugins.py"), project, mirror, "tooling"])
+if r.returncode != 0:
+    die("mkplugins.py failed")
