@@ -230,7 +230,7 @@ static int do_layer(struct job *j)
  * never waits for the disk (on these machines writeback of the tree made its unpacking
  * vary from 1 to 10 s). As root only (a namespace child cleans up under the work dir), and
  * only with room for it to spare. IMGBUILD_STAGING=disk keeps it in the work directory. */
-static char *staging_dir(struct job *j)
+static const char *staging_base(void)
 {
 	const char *env = getenv("IMGBUILD_STAGING");
 	if (geteuid() != 0 || (env && streq(env, "disk")))
@@ -238,6 +238,15 @@ static char *staging_dir(struct job *j)
 	const char *base = env && env[0] == '/' ? env : "/dev/shm";
 	struct statfs fs;
 	if (statfs(base, &fs) < 0 || fs.f_type != TMPFS_MAGIC)
+		return NULL;
+	return base;
+}
+
+static char *staging_dir(struct job *j)
+{
+	const char *base = staging_base();
+	struct statfs fs;
+	if (!base || statfs(base, &fs) < 0)
 		return NULL;
 	long long need = 3 * ib_file_size(j->rootfs_tar_hint) + (256ll << 20);
 	if ((long long)fs.f_bavail * (long long)fs.f_bsize < need)
@@ -352,8 +361,10 @@ static int do_manifest(struct job *j)
 	return ib_write_file_atomic(&j->ctx, j->manifest, json, strlen(json), 0644);
 }
 
-/* Move the finished outputs into place, all under the commit lock, manifest last so that a
- * manifest always describes files that are there; then the stamp. */
+/* Move the finished outputs into place, all under the commit lock. A build killed in the
+ * middle must leave no stamp or manifest describing images it did not write: the old ones
+ * go first, the new manifest after the images, the stamp (written in the work directory,
+ * where a torn one goes with the rest) last. */
 static int commit(struct job *j)
 {
 	struct {
@@ -366,7 +377,12 @@ static int commit(struct job *j)
 	        {j->manifest, ".manifest.json", 1},
 	};
 	int r = 0;
+	_cleanup_free_ char *stamp = out_path(j, ".stamp");
+	_cleanup_free_ char *manifest = out_path(j, ".manifest.json");
 	ib_commit_lock();
+	if ((unlink(stamp) < 0 && errno != ENOENT) || (unlink(manifest) < 0 && errno != ENOENT))
+		r = ib_error_errno(&j->ctx, IB_E_IO, errno, "cannot replace the outputs of '%s'",
+		                   j->role->role->name);
 	for (size_t i = 0; i < ARRAY_SIZE(moves) && r == 0; i++) {
 		_cleanup_free_ char *to = out_path(j, moves[i].suffix);
 		if (!moves[i].want) {
@@ -378,14 +394,17 @@ static int commit(struct job *j)
 			                   to);
 	}
 	if (r == 0) {
-		_cleanup_free_ char *stamp = out_path(j, ".stamp");
 		_cleanup_free_ char *text = stamp_text(j, j->res->digest);
 		if (j->verified) {
 			char *t = xasprintf("%sverified %s\n", text, j->checks_digest);
 			free(text);
 			text = t;
 		}
-		r = ib_write_file_atomic(&j->ctx, stamp, text, strlen(text), 0644);
+		_cleanup_free_ char *tmp = xasprintf("%s/%s.stamp", j->work, j->role->role->name);
+		r = ib_write_file_atomic(&j->ctx, tmp, text, strlen(text), 0644);
+		if (r == 0 && rename(tmp, stamp) < 0)
+			r = ib_error_errno(&j->ctx, IB_E_IO, errno, "cannot move '%s' into place",
+			                   stamp);
 	}
 	ib_commit_unlock();
 	return r;
@@ -502,6 +521,18 @@ static int build_one(struct job *j)
 	_cleanup_close_ int lock = ib_lock_file(&j->ctx, lockp);
 	if (lock < 0)
 		return lock;
+	/* Work directories of builds of this role killed outright (SIGKILL, a power cut):
+	 * the lock says none of them is running. */
+	_cleanup_free_ char *workroot = ib_path_join(o->out_dir, ".imgbuild-work");
+	_cleanup_free_ char *prefix = xasprintf("%s.", j->role->role->name);
+	int stale = ib_remove_dead_pid_entries(workroot, prefix, "", ib_assemble_remove);
+	/* Their staging trees too, which would hold memory until a reboot. */
+	_cleanup_free_ char *suffix = xasprintf("-%s", j->role->role->name);
+	if (staging_base())
+		stale += ib_remove_dead_pid_entries(staging_base(), "imgbuild-", suffix, ib_rm_rf);
+	if (stale > 0)
+		ib_log(&j->ctx, IB_LOG_INFO, "removed %d work director%s of interrupted builds",
+		       stale, stale == 1 ? "y" : "ies");
 	if (!o->force && up_to_date(j)) {
 		j->res->reused = 1;
 		j->res->rootfs_reused = 1;
@@ -514,7 +545,6 @@ static int build_one(struct job *j)
 	if (r < 0)
 		return r;
 
-	_cleanup_free_ char *workroot = ib_path_join(o->out_dir, ".imgbuild-work");
 	r = ib_mkdir_p(&j->ctx, workroot, 0700);
 	if (r < 0)
 		return r;
