@@ -76,15 +76,23 @@ static char *out_path(const struct job *j, const char *suffix)
 	return xasprintf("%s/%s%s", j->opts->out_dir, j->role->role->name, suffix);
 }
 
+static int wanted(const struct job *j, unsigned fmt)
+{
+	return (j->opts->project->formats & fmt) != 0;
+}
+
 /* The stamp records the input digest and the size and mtime of each output, so a no-op
  * run needs only stat() calls, not hashing gigabytes. */
-static char *stamp_text(const struct job *j, const char *digest)
+static char *stamp_text(const struct job *j, const char *digest, const char *dir)
 {
 	struct strbuf sb = STRBUF_INIT;
 	static const char *const suffixes[] = {".raw", ".qcow2", ".manifest.json"};
+	const int want[] = {wanted(j, IB_FMT_RAW), wanted(j, IB_FMT_QCOW2), 1};
 	sb_addf(&sb, "imgbuild-stamp-1\n%s\n", digest);
 	for (size_t i = 0; i < ARRAY_SIZE(suffixes); i++) {
-		_cleanup_free_ char *p = out_path(j, suffixes[i]);
+		if (!want[i])
+			continue; /* the work directory has a raw image either way */
+		_cleanup_free_ char *p = xasprintf("%s/%s%s", dir, j->role->role->name, suffixes[i]);
 		struct stat st;
 		if (stat(p, &st) < 0)
 			continue;
@@ -92,11 +100,6 @@ static char *stamp_text(const struct job *j, const char *digest)
 		        (long long)st.st_mtim.tv_sec, st.st_mtim.tv_nsec);
 	}
 	return sb_take(&sb);
-}
-
-static int wanted(const struct job *j, unsigned fmt)
-{
-	return (j->opts->project->formats & fmt) != 0;
 }
 
 static int up_to_date(struct job *j)
@@ -112,7 +115,7 @@ static int up_to_date(struct job *j)
 	if (!ib_exists(m) || ib_exists(raw) != wanted(j, IB_FMT_RAW) ||
 	    ib_exists(q) != wanted(j, IB_FMT_QCOW2))
 		return 0;
-	_cleanup_free_ char *now = stamp_text(j, j->res->digest);
+	_cleanup_free_ char *now = stamp_text(j, j->res->digest, j->opts->out_dir);
 	if (!startswith(old, now))
 		return 0;
 	/* Outputs built with --no-verify, or verified against other checks, are verified
@@ -363,8 +366,10 @@ static int do_manifest(struct job *j)
 
 /* Move the finished outputs into place, all under the commit lock. A build killed in the
  * middle must leave no stamp or manifest describing images it did not write: the old ones
- * go first, the new manifest after the images, the stamp (written in the work directory,
- * where a torn one goes with the rest) last. */
+ * go first, the new manifest after the images, the stamp last. Only renames happen under
+ * the lock, so that window is short: the stamp is written beforehand (a rename keeps the
+ * mtimes it records), and the old images are renamed into the work directory, to be freed
+ * with it, rather than freed by the rename over them. */
 static int commit(struct job *j)
 {
 	struct {
@@ -376,36 +381,37 @@ static int commit(struct job *j)
 	        {j->qcow2, ".qcow2", wanted(j, IB_FMT_QCOW2)},
 	        {j->manifest, ".manifest.json", 1},
 	};
-	int r = 0;
 	_cleanup_free_ char *stamp = out_path(j, ".stamp");
 	_cleanup_free_ char *manifest = out_path(j, ".manifest.json");
+	_cleanup_free_ char *text = stamp_text(j, j->res->digest, j->work);
+	if (j->verified) {
+		char *t = xasprintf("%sverified %s\n", text, j->checks_digest);
+		free(text);
+		text = t;
+	}
+	_cleanup_free_ char *new_stamp = xasprintf("%s/%s.stamp", j->work, j->role->role->name);
+	int r = ib_write_file_atomic(&j->ctx, new_stamp, text, strlen(text), 0644);
+	if (r < 0)
+		return r;
 	ib_commit_lock();
 	if ((unlink(stamp) < 0 && errno != ENOENT) || (unlink(manifest) < 0 && errno != ENOENT))
 		r = ib_error_errno(&j->ctx, IB_E_IO, errno, "cannot replace the outputs of '%s'",
 		                   j->role->role->name);
 	for (size_t i = 0; i < ARRAY_SIZE(moves) && r == 0; i++) {
 		_cleanup_free_ char *to = out_path(j, moves[i].suffix);
+		_cleanup_free_ char *old = xasprintf("%s/replaced%s", j->work, moves[i].suffix);
 		if (!moves[i].want) {
 			unlink(to); /* a format dropped from the spec must not leave a stale file */
 			continue;
 		}
-		if (rename(moves[i].from, to) < 0)
+		if (rename(to, old) < 0 && errno != ENOENT)
+			r = ib_error_errno(&j->ctx, IB_E_IO, errno, "cannot replace '%s'", to);
+		else if (rename(moves[i].from, to) < 0)
 			r = ib_error_errno(&j->ctx, IB_E_IO, errno, "cannot move '%s' into place",
 			                   to);
 	}
-	if (r == 0) {
-		_cleanup_free_ char *text = stamp_text(j, j->res->digest);
-		if (j->verified) {
-			char *t = xasprintf("%sverified %s\n", text, j->checks_digest);
-			free(text);
-			text = t;
-		}
-		_cleanup_free_ char *tmp = xasprintf("%s/%s.stamp", j->work, j->role->role->name);
-		r = ib_write_file_atomic(&j->ctx, tmp, text, strlen(text), 0644);
-		if (r == 0 && rename(tmp, stamp) < 0)
-			r = ib_error_errno(&j->ctx, IB_E_IO, errno, "cannot move '%s' into place",
-			                   stamp);
-	}
+	if (r == 0 && rename(new_stamp, stamp) < 0)
+		r = ib_error_errno(&j->ctx, IB_E_IO, errno, "cannot move '%s' into place", stamp);
 	ib_commit_unlock();
 	return r;
 }
