@@ -49,14 +49,32 @@ for tar in "${XDG_CACHE_HOME:-$HOME/.cache}"/imgbuild/rootfs/*.tar; do
 done
 [ -n "$(ls "$T/cache/rootfs")" ] || echo "no cached root filesystem: the reference build bootstraps one"
 mkdir -p "$T/log"
-# A kill at an exact point too: between the renames of a commit (LD_PRELOAD, tests/tools/killat.c).
+# A kill at an exact point too, between the renames of a commit, which a timer hits only by
+# luck: LD_PRELOAD of this, which SIGKILLs the process once it renames onto $KILLAT_RENAME_TO.
+cat >"$T/killat.c" <<'EOF'
+#include <dlfcn.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+
+int rename(const char *from, const char *to)
+{
+	static int (*real)(const char *, const char *);
+	if (!real)
+		real = (int (*)(const char *, const char *))dlsym(RTLD_NEXT, "rename");
+	int r = real(from, to);
+	const char *at = getenv("KILLAT_RENAME_TO");
+	if (r == 0 && at && strcmp(at, to) == 0)
+		raise(SIGKILL);
+	return r;
+}
+EOF
 killat=""
-if cc -shared -fPIC -o "$T/killat.so" "$TOP/tests/tools/killat.c" -ldl 2>"$T/cc.err"; then
+if cc -D_GNU_SOURCE -shared -fPIC -o "$T/killat.so" "$T/killat.c" -ldl 2>"$T/cc.err"; then
 	killat="--killat $T/killat.so"
 else
-	echo "no C compiler for tests/tools/killat.c: the kill inside a commit is not exercised"
+	echo "no C compiler for the LD_PRELOAD fault: the kill inside a commit is not exercised"
 fi
-echo "crash rounds with $bin"
 # shellcheck disable=SC2086
 python3 "$TOP/tests/tools/crashkill.py" --bin "$bin" --project "$P" --out "$T/out" \
 	--cache "$T/cache" --log "$T/log" --blob "$payload_sha" \

@@ -374,7 +374,7 @@ def main():
     ap.add_argument("--verify-kills", type=int, default=2)
     ap.add_argument("--verify-window", type=float, default=12.0)
     ap.add_argument("--seed", type=int)
-    ap.add_argument("--killat", help="tests/tools/killat.c built as a shared object")
+    ap.add_argument("--killat", help="16-crash.sh's killat.c built as a shared object")
     args = ap.parse_args()
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(1 << 32)
     rng = random.Random(seed)
