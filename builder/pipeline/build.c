@@ -76,15 +76,23 @@ static char *out_path(const struct job *j, const char *suffix)
 	return xasprintf("%s/%s%s", j->opts->out_dir, j->role->role->name, suffix);
 }
 
+static int wanted(const struct job *j, unsigned fmt)
+{
+	return (j->opts->project->formats & fmt) != 0;
+}
+
 /* The stamp records the input digest and the size and mtime of each output, so a no-op
  * run needs only stat() calls, not hashing gigabytes. */
-static char *stamp_text(const struct job *j, const char *digest)
+static char *stamp_text(const struct job *j, const char *digest, const char *dir)
 {
 	struct strbuf sb = STRBUF_INIT;
 	static const char *const suffixes[] = {".raw", ".qcow2", ".manifest.json"};
+	const int want[] = {wanted(j, IB_FMT_RAW), wanted(j, IB_FMT_QCOW2), 1};
 	sb_addf(&sb, "imgbuild-stamp-1\n%s\n", digest);
 	for (size_t i = 0; i < ARRAY_SIZE(suffixes); i++) {
-		_cleanup_free_ char *p = out_path(j, suffixes[i]);
+		if (!want[i])
+			continue; /* the work directory has a raw image either way */
+		_cleanup_free_ char *p = xasprintf("%s/%s%s", dir, j->role->role->name, suffixes[i]);
 		struct stat st;
 		if (stat(p, &st) < 0)
 			continue;
@@ -92,11 +100,6 @@ static char *stamp_text(const struct job *j, const char *digest)
 		        (long long)st.st_mtim.tv_sec, st.st_mtim.tv_nsec);
 	}
 	return sb_take(&sb);
-}
-
-static int wanted(const struct job *j, unsigned fmt)
-{
-	return (j->opts->project->formats & fmt) != 0;
 }
 
 static int up_to_date(struct job *j)
@@ -112,7 +115,7 @@ static int up_to_date(struct job *j)
 	if (!ib_exists(m) || ib_exists(raw) != wanted(j, IB_FMT_RAW) ||
 	    ib_exists(q) != wanted(j, IB_FMT_QCOW2))
 		return 0;
-	_cleanup_free_ char *now = stamp_text(j, j->res->digest);
+	_cleanup_free_ char *now = stamp_text(j, j->res->digest, j->opts->out_dir);
 	if (!startswith(old, now))
 		return 0;
 	/* Outputs built with --no-verify, or verified against other checks, are verified
@@ -230,7 +233,7 @@ static int do_layer(struct job *j)
  * never waits for the disk (on these machines writeback of the tree made its unpacking
  * vary from 1 to 10 s). As root only (a namespace child cleans up under the work dir), and
  * only with room for it to spare. IMGBUILD_STAGING=disk keeps it in the work directory. */
-static char *staging_dir(struct job *j)
+static const char *staging_base(void)
 {
 	const char *env = getenv("IMGBUILD_STAGING");
 	if (geteuid() != 0 || (env && streq(env, "disk")))
@@ -238,6 +241,15 @@ static char *staging_dir(struct job *j)
 	const char *base = env && env[0] == '/' ? env : "/dev/shm";
 	struct statfs fs;
 	if (statfs(base, &fs) < 0 || fs.f_type != TMPFS_MAGIC)
+		return NULL;
+	return base;
+}
+
+static char *staging_dir(struct job *j)
+{
+	const char *base = staging_base();
+	struct statfs fs;
+	if (!base || statfs(base, &fs) < 0)
 		return NULL;
 	long long need = 3 * ib_file_size(j->rootfs_tar_hint) + (256ll << 20);
 	if ((long long)fs.f_bavail * (long long)fs.f_bsize < need)
@@ -352,8 +364,12 @@ static int do_manifest(struct job *j)
 	return ib_write_file_atomic(&j->ctx, j->manifest, json, strlen(json), 0644);
 }
 
-/* Move the finished outputs into place, all under the commit lock, manifest last so that a
- * manifest always describes files that are there; then the stamp. */
+/* Move the finished outputs into place, all under the commit lock. A build killed in the
+ * middle must leave no stamp or manifest describing images it did not write: the old ones
+ * go first, the new manifest after the images, the stamp last. Only renames happen under
+ * the lock, so that window is short: the stamp is written beforehand (a rename keeps the
+ * mtimes it records), and the old images are renamed into the work directory, to be freed
+ * with it, rather than freed by the rename over them. */
 static int commit(struct job *j)
 {
 	struct {
@@ -365,28 +381,37 @@ static int commit(struct job *j)
 	        {j->qcow2, ".qcow2", wanted(j, IB_FMT_QCOW2)},
 	        {j->manifest, ".manifest.json", 1},
 	};
-	int r = 0;
+	_cleanup_free_ char *stamp = out_path(j, ".stamp");
+	_cleanup_free_ char *manifest = out_path(j, ".manifest.json");
+	_cleanup_free_ char *text = stamp_text(j, j->res->digest, j->work);
+	if (j->verified) {
+		char *t = xasprintf("%sverified %s\n", text, j->checks_digest);
+		free(text);
+		text = t;
+	}
+	_cleanup_free_ char *new_stamp = xasprintf("%s/%s.stamp", j->work, j->role->role->name);
+	int r = ib_write_file_atomic(&j->ctx, new_stamp, text, strlen(text), 0644);
+	if (r < 0)
+		return r;
 	ib_commit_lock();
+	if ((unlink(stamp) < 0 && errno != ENOENT) || (unlink(manifest) < 0 && errno != ENOENT))
+		r = ib_error_errno(&j->ctx, IB_E_IO, errno, "cannot replace the outputs of '%s'",
+		                   j->role->role->name);
 	for (size_t i = 0; i < ARRAY_SIZE(moves) && r == 0; i++) {
 		_cleanup_free_ char *to = out_path(j, moves[i].suffix);
+		_cleanup_free_ char *old = xasprintf("%s/replaced%s", j->work, moves[i].suffix);
 		if (!moves[i].want) {
 			unlink(to); /* a format dropped from the spec must not leave a stale file */
 			continue;
 		}
-		if (rename(moves[i].from, to) < 0)
+		if (rename(to, old) < 0 && errno != ENOENT)
+			r = ib_error_errno(&j->ctx, IB_E_IO, errno, "cannot replace '%s'", to);
+		else if (rename(moves[i].from, to) < 0)
 			r = ib_error_errno(&j->ctx, IB_E_IO, errno, "cannot move '%s' into place",
 			                   to);
 	}
-	if (r == 0) {
-		_cleanup_free_ char *stamp = out_path(j, ".stamp");
-		_cleanup_free_ char *text = stamp_text(j, j->res->digest);
-		if (j->verified) {
-			char *t = xasprintf("%sverified %s\n", text, j->checks_digest);
-			free(text);
-			text = t;
-		}
-		r = ib_write_file_atomic(&j->ctx, stamp, text, strlen(text), 0644);
-	}
+	if (r == 0 && rename(new_stamp, stamp) < 0)
+		r = ib_error_errno(&j->ctx, IB_E_IO, errno, "cannot move '%s' into place", stamp);
 	ib_commit_unlock();
 	return r;
 }
@@ -502,6 +527,18 @@ static int build_one(struct job *j)
 	_cleanup_close_ int lock = ib_lock_file(&j->ctx, lockp);
 	if (lock < 0)
 		return lock;
+	/* Work directories of builds of this role killed outright (SIGKILL, a power cut):
+	 * the lock says none of them is running. */
+	_cleanup_free_ char *workroot = ib_path_join(o->out_dir, ".imgbuild-work");
+	_cleanup_free_ char *prefix = xasprintf("%s.", j->role->role->name);
+	int stale = ib_remove_dead_pid_entries(workroot, prefix, "", ib_assemble_remove);
+	/* Their staging trees too, which would hold memory until a reboot. */
+	_cleanup_free_ char *suffix = xasprintf("-%s", j->role->role->name);
+	if (staging_base())
+		stale += ib_remove_dead_pid_entries(staging_base(), "imgbuild-", suffix, ib_rm_rf);
+	if (stale > 0)
+		ib_log(&j->ctx, IB_LOG_INFO, "removed %d work director%s of interrupted builds",
+		       stale, stale == 1 ? "y" : "ies");
 	if (!o->force && up_to_date(j)) {
 		j->res->reused = 1;
 		j->res->rootfs_reused = 1;
@@ -514,7 +551,6 @@ static int build_one(struct job *j)
 	if (r < 0)
 		return r;
 
-	_cleanup_free_ char *workroot = ib_path_join(o->out_dir, ".imgbuild-work");
 	r = ib_mkdir_p(&j->ctx, workroot, 0700);
 	if (r < 0)
 		return r;

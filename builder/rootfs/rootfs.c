@@ -227,6 +227,10 @@ int ib_rootfs_get(struct ib_ctx *ctx, const struct ib_rootfs_opts *opts, char **
 		goto out;
 	}
 	ib_rootfs_debs_release(&debs);
+	/* Half-written tarballs of bootstraps killed outright (the lock is ours). */
+	char *stale = xasprintf(".%s.tar.tmp.", key);
+	ib_remove_dead_pid_entries(dir, stale, "", ib_rm_rf);
+	free(stale);
 	if (ib_exists(tar) &&
 	    (!opts->keep_debs || opts->offline || ib_rootfs_debs_get(ctx, &cas, key, 0, &debs) > 0))
 		goto reuse; /* another build made it while we waited */

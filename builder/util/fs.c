@@ -4,6 +4,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 
@@ -173,6 +174,47 @@ int ib_trylock_file(struct ib_ctx *ctx, const char *path, int *busy)
 {
 	*busy = 0;
 	return lock_file(ctx, path, 1, busy);
+}
+
+/* The pid in name when it is exactly <prefix><digits><suffix>, else 0. */
+static pid_t pid_in_name(const char *name, const char *prefix, const char *suffix)
+{
+	size_t lp = strlen(prefix), ls = strlen(suffix), ln = strlen(name);
+	if (ln <= lp + ls || strncmp(name, prefix, lp) != 0 || !streq(name + ln - ls, suffix))
+		return 0;
+	long long pid = 0;
+	for (size_t i = lp; i < ln - ls; i++) {
+		if (name[i] < '0' || name[i] > '9' || pid > 1 << 30)
+			return 0;
+		pid = pid * 10 + (name[i] - '0');
+	}
+	return (pid_t)pid;
+}
+
+int ib_remove_dead_pid_entries(const char *dir, const char *prefix, const char *suffix,
+                               int (*rm)(struct ib_ctx *ctx, const char *path))
+{
+	DIR *d = opendir(dir);
+	if (!d)
+		return 0;
+	struct strv stale = {0};
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		pid_t pid = pid_in_name(de->d_name, prefix, suffix);
+		/* EPERM: alive, someone else's. A reused pid only delays the removal. */
+		if (pid > 0 && pid != getpid() && kill(pid, 0) < 0 && errno == ESRCH)
+			strv_push_take(&stale, ib_path_join(dir, de->d_name));
+	}
+	closedir(d);
+	int n = 0;
+	for (size_t i = 0; i < stale.n; i++) {
+		struct ib_ctx quiet;
+		ib_ctx_init(&quiet);
+		if (rm(&quiet, stale.v[i]) == 0)
+			n++;
+	}
+	strv_release(&stale);
+	return n;
 }
 
 int ib_exists(const char *path)

@@ -21,6 +21,11 @@ int ib_rm_rf(struct ib_ctx *ctx, const char *path);
 int ib_lock_file(struct ib_ctx *ctx, const char *path);
 /* Like ib_lock_file but never waits: -IB_E_IO with errno EWOULDBLOCK in *busy set to 1. */
 int ib_trylock_file(struct ib_ctx *ctx, const char *path, int *busy);
+/* Remove the entries of dir named <prefix><pid><suffix> whose process pid is gone (what a
+ * build killed outright left behind), with rm (ib_rm_rf, or a remover for files of other
+ * owners). Best effort: returns how many were removed. */
+int ib_remove_dead_pid_entries(const char *dir, const char *prefix, const char *suffix,
+                               int (*rm)(struct ib_ctx *ctx, const char *path));
 int ib_exists(const char *path);
 /* fsync a file written by another program, before it is renamed into place. */
 int ib_fsync_path(struct ib_ctx *ctx, const char *path);

@@ -5,7 +5,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
-#include <spawn.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 
@@ -108,6 +108,65 @@ static void log_lines(struct ib_ctx *ctx, const char *tool, struct strbuf *pendi
 	}
 }
 
+/* The child between fork and exec: only async-signal-safe calls (other threads may hold
+ * locks). Exec failures go back to the parent as an errno on report. */
+static _noreturn_ void child_exec(const char *const argv[], char *const envp[], int out, int err,
+                                  int report, pid_t parent)
+{
+	/* A build killed outright (SIGKILL, the OOM killer) runs no cleanup: the kernel kills
+	 * its tools instead, so no qemu-img or mkfs keeps writing into a dead build's files. */
+	if (setpgid(0, 0) < 0 || prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
+		_exit(127);
+	struct sigaction dfl = {.sa_handler = SIG_DFL};
+	sigaction(SIGINT, &dfl, NULL);
+	sigaction(SIGTERM, &dfl, NULL);
+	sigaction(SIGPIPE, &dfl, NULL);
+	sigset_t none;
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	int null = open("/dev/null", O_RDONLY);
+	if (null < 0 || dup2(null, 0) < 0 || dup2(out, 1) < 0 || dup2(err, 2) < 0) {
+		int e = errno;
+		(void)!write(report, &e, sizeof(e));
+		_exit(127);
+	}
+	execvpe(argv[0], (char *const *)argv, envp);
+	int e = errno;
+	(void)!write(report, &e, sizeof(e));
+	_exit(127);
+}
+
+/* fork + exec rather than posix_spawn, which cannot set a parent-death signal. 0, or the
+ * errno why the program could not be started (the child is reaped then). */
+static int spawn(pid_t *ret_pid, const char *const argv[], char *const envp[], int out, int err)
+{
+	int report[2];
+	if (pipe2(report, O_CLOEXEC) < 0)
+		return errno;
+	pid_t parent = getpid();
+	pid_t pid = fork();
+	if (pid == 0)
+		child_exec(argv, envp, out, err, report[1], parent);
+	int e = errno;
+	close(report[1]);
+	if (pid < 0) {
+		close(report[0]);
+		return e;
+	}
+	/* EOF: exec closed the pipe; an int: the child failed before running the program. */
+	ssize_t n;
+	while ((n = read(report[0], &e, sizeof(e))) < 0 && errno == EINTR)
+		;
+	close(report[0]);
+	if (n == (ssize_t)sizeof(e)) {
+		while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+			;
+		return e ? e : ECHILD;
+	}
+	*ret_pid = pid;
+	return 0;
+}
+
 int ib_run(struct ib_ctx *ctx, const char *const argv[], const char *const env[], unsigned flags,
            char **ret_out)
 {
@@ -131,32 +190,10 @@ int ib_run(struct ib_ctx *ctx, const char *const argv[], const char *const env[]
 	for (size_t i = 0; env && env[i]; i++)
 		strv_push(&envv, env[i]);
 
-	posix_spawn_file_actions_t fa;
-	posix_spawnattr_t at;
-	posix_spawn_file_actions_init(&fa);
-	posix_spawn_file_actions_adddup2(&fa, outp[1], 1);
-	posix_spawn_file_actions_adddup2(&fa, errp[1], 2);
-	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-	posix_spawnattr_init(&at);
-	sigset_t none;
-	sigemptyset(&none);
-	posix_spawnattr_setsigmask(&at, &none);
-	sigset_t def;
-	sigemptyset(&def);
-	sigaddset(&def, SIGINT);
-	sigaddset(&def, SIGTERM);
-	sigaddset(&def, SIGPIPE);
-	posix_spawnattr_setsigdefault(&at, &def);
-	posix_spawnattr_setpgroup(&at, 0);
-	posix_spawnattr_setflags(&at, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK |
-	                                      POSIX_SPAWN_SETSIGDEF);
-
-	pid_t pid;
+	pid_t pid = -1;
 	pthread_mutex_lock(&children_lock);
-	int r = posix_spawnp(&pid, argv[0], &fa, &at, (char *const *)argv, envv.v);
+	int r = spawn(&pid, argv, envv.v, outp[1], errp[1]);
 	pthread_mutex_unlock(&children_lock);
-	posix_spawn_file_actions_destroy(&fa);
-	posix_spawnattr_destroy(&at);
 	strv_release(&envv);
 	close(outp[1]);
 	close(errp[1]);

@@ -13,6 +13,7 @@ string of each request, so one server serves every case of a test:
   norange=1       ignore Range headers (always 200 with the whole file)
   redirect=HOST   answer 302 to http://HOST<same path, query without redirect=>
   delay_ms=MS     wait before answering (a little latency per request)
+  rate=BPS        send the body at about BPS bytes per second (a slow download to kill)
 
 Every request is logged as one line to --log:
   GET <path?query> range=<Range or -> auth=<Authorization or -> host=<Host> status=<code>
@@ -138,6 +139,17 @@ class Handler(http.server.BaseHTTPRequestHandler):
                     data = bytes(b ^ 0x5A for b in data)
                 self.wfile.write(data)
                 self.wfile.flush()
+                return
+            if "rate" in q:
+                rate = max(int(q["rate"]), 1024)
+                f.seek(start)
+                left = length
+                while left > 0:
+                    data = f.read(min(left, rate // 10))
+                    self.wfile.write(data)
+                    self.wfile.flush()
+                    left -= len(data)
+                    time.sleep(0.1)
                 return
             # The fast path (the benchmark): the kernel copies the file to the socket.
             self.connection.sendfile(f, start, length)
