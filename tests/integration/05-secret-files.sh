@@ -23,10 +23,11 @@ for bin in $(binaries); do
 	rm -rf "$P/out" "$T/seeds" "$T/keys" "$T"/*.trace
 	mkdir -p "$T/keys"
 	# run NAME CMD...: CMD under strace and umask 000, its -vv output in $T/NAME.log.
+	# LeakSanitizer cannot work under ptrace: leaks are 04-cluster-plan's and 35-bundle's.
 	run() {
 		name=$1
 		shift
-		(umask 000 && exec strace -f -qq -y -o "$T/$name.trace" \
+		(umask 000 && export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0" && exec strace -f -qq -y -o "$T/$name.trace" \
 			-e trace=open,openat,creat,mkdir,mkdirat,chmod,fchmod,fchmodat,rename,renameat,renameat2,link,linkat \
 			"$@") >"$T/$name.log" 2>&1 || { cat "$T/$name.log"; fail "$name: $* failed"; }
 	}
