@@ -145,7 +145,8 @@ static int named(const unsigned char *b, size_t len, size_t p, const char *const
 		size_t v = e ? value_at(b, len, e) : 0;
 		if (!v || !run(b, len, v, n, cls))
 			continue;
-		if (n == sizeof(aws_example_secret) - 1 && memcmp(b + v, aws_example_secret, n) == 0)
+		if (n == sizeof(aws_example_secret) - 1 &&
+		    memcmp(b + v, aws_example_secret, n) == 0)
 			continue;
 		if (more || v + n == len || !(base64_char(b[v + n]) || b[v + n] == '='))
 			return 1;
