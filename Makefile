@@ -3,8 +3,10 @@
 #   make            build ./imgbuild (strict warnings; WERROR=1 turns them into errors)
 #   make deps       install every build and run dependency from Debian 12 (idempotent)
 #   make run        deps, build, then `imgbuild all` on the default spec
-#   make check      deps, build, unit and integration tests, also under ASan/UBSan
+#   make check      deps, build, unit and integration tests, also under ASan/UBSan and
+#                   (unit tests) valgrind
 #   make check-unit unit tests alone
+#   make check-valgrind the unit tests under valgrind's memcheck (normal build)
 #   make san        the sanitizer build in build-san/
 #   make lint       cppcheck and clang-format check
 #   make bench      the assembly benchmark (bench/assembly.sh)
@@ -82,7 +84,7 @@ $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c -o $@ $<
 
-$(BUILD)/tests/%: tests/unit/%.c tests/unit/testutil.h $(BUILD)/libimgbuild.a
+$(BUILD)/tests/%: tests/unit/%.c tests/unit/testutil.h tests/unit/keypool.h $(BUILD)/libimgbuild.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Itests/unit $(LDFLAGS) -o $@ $< $(BUILD)/libimgbuild.a $(LDLIBS) $(TEST_LIBS)
 
@@ -103,6 +105,10 @@ san:
 check-unit: all $(TEST_BINS)
 	IMGBUILD=$(CURDIR)/$(BUILD)/imgbuild tests/run-unit.sh $(TEST_BINS)
 
+# Every unit suite of the normal build under memcheck, two at a time; any report fails.
+check-valgrind: all $(TEST_BINS)
+	IMGBUILD=$(CURDIR)/$(BUILD)/imgbuild tests/run-valgrind.sh $(TEST_BINS)
+
 check-integration: all $(TOOL_BINS)
 	IMGBUILD=$(CURDIR)/$(BUILD)/imgbuild tests/run-integration.sh
 
@@ -112,6 +118,7 @@ check: deps
 	$(MAKE) WERROR=1 all
 	$(MAKE) WERROR=1 check-unit
 	$(MAKE) WERROR=1 SAN=1 check-unit
+	$(MAKE) WERROR=1 check-valgrind
 	$(MAKE) WERROR=1 SAN=1 all tools
 	IMGBUILD_SAN=$(CURDIR)/build-san/imgbuild $(MAKE) WERROR=1 check-integration
 	$(MAKE) WERROR=1 check-fuzz
@@ -153,3 +160,4 @@ clean:
 	rm -rf build build-san build-fuzz imgbuild
 
 .PHONY: all tools deps san check check-unit check-integration run lint bench clean
+.PHONY: check-valgrind

@@ -357,7 +357,10 @@ int main(int argc, char **argv)
 	pthread_mutex_init(&cli.out_lock, NULL);
 	setvbuf(stdout, NULL, _IOLBF, 0);
 
-	sigset_t set;
+	/* Static: the signal thread waits on it until the process ends, also while exit()
+	 * runs after main has returned and its frame is gone (valgrind saw sigwait read
+	 * below the stack pointer). */
+	static sigset_t set;
 	sigemptyset(&set);
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGTERM);

@@ -15,6 +15,8 @@ prometheus-alertmanager prometheus-blackbox-exporter cloud-init postgresql
 zstd openssl gdisk"
 # clang and its runtimes (libFuzzer, only recommended by clang-14): make fuzz, check-fuzz.
 PKGS="$PKGS clang libclang-rt-14-dev"
+# strace: tests/integration/05-secret-files.sh sees each secret file's mode at creation.
+PKGS="$PKGS strace"
 
 missing=""
 for p in $PKGS; do

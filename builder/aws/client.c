@@ -293,6 +293,9 @@ enum aws_verdict aws_judge(const struct aws_call *call, CURLcode res, long statu
                            char *why, size_t why_len)
 {
 	out->status = status;
+	/* A done call leaves why empty, never unset: a caller may print it whatever the verdict. */
+	if (why_len > 0)
+		why[0] = '\0';
 	if (res != CURLE_OK) {
 		ib_curl_describe(res, 0, NULL, why, why_len);
 		return ib_http_retryable(res, 0) ? AWS_RETRY : AWS_FAILED;

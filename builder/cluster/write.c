@@ -45,12 +45,7 @@ static int put_seed(struct ib_ctx *ctx, struct outputs *o, const char *stage,
 	_cleanup_free_ char *path = ib_path_join(stage, name);
 	_cleanup_free_ char *meta = ib_cluster_meta_data(p, h);
 	_cleanup_free_ char *net = ib_cluster_network_config(p, h);
-	/* ib_seed_write makes the file 0644; the stage directory (0700) keeps it private until
-	 * the mode is right. */
-	int r = ib_seed_write(ctx, path, h->user_data, meta, net, mtime);
-	if (r == 0 && chmod(path, 0600) < 0)
-		r = ib_error_errno(ctx, IB_E_IO, errno, "cannot set the mode of '%s'", path);
-	return r;
+	return ib_seed_write(ctx, path, h->user_data, meta, net, mtime);
 }
 
 static int write_stage(struct ib_ctx *ctx, const struct ib_cluster_plan *p, const char *stage,

@@ -219,7 +219,8 @@ static int write_tf(struct cli *cli, const struct ib_project *p, const char *out
 	_cleanup_free_ char *plan = aws_tf_backup_plan(p->name, backup, retention);
 	free(specs);
 	free(keys);
-	r = ib_write_file_atomic(ctx, lt_path, lts, strlen(lts), 0644);
+	/* The launch templates carry each role's user-data: private like a seed. */
+	r = ib_write_file_atomic(ctx, lt_path, lts, strlen(lts), 0600);
 	if (r == 0)
 		r = ib_write_file_atomic(ctx, bk_path, plan, strlen(plan), 0644);
 	if (r == 0 && cli->verbosity > 0 && !cli->json)

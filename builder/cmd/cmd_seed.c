@@ -106,13 +106,8 @@ int cmd_seed(struct cli *cli, int argc, char **argv)
 	if (r < 0)
 		goto done;
 	time_t epoch = ib_source_date_epoch();
-	/* ib_seed_write creates 0644 files; a planned seed must never be readable by others,
-	 * not even for a moment. Only the signal thread runs besides this one. */
-	mode_t old = cli->plan_dir ? umask(077) : 0;
 	r = ib_seed_write(&cli->ctx, iso, sd.user_data, sd.meta_data, pl.network_config,
 	                  epoch < 0 ? IB_DEFAULT_EPOCH : epoch);
-	if (cli->plan_dir)
-		umask(old);
 	if (r == 0 && cli->verbosity > 0)
 		printf("%s\n", iso);
 done:

@@ -228,11 +228,18 @@ int ib_seed_write(struct ib_ctx *ctx, const char *out_iso, const char *user_data
 	_cleanup_free_ char *tmp = xasprintf("%s.tmp.%d", out_iso, (int)getpid());
 	ib_tmp_register(tmp);
 	int r;
-	int fd = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	/* user-data may hold secrets (a cluster's token and keys): the file is 0600 from its
+	 * creation on, whatever the umask, and a stale temporary file's mode is never reused. */
+	unlink(tmp);
+	int fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (fd < 0) {
 		r = ib_error_errno(ctx, IB_E_IO, errno, "cannot create '%s'", tmp);
 	} else {
-		r = write_iso(ctx, fd, tmp, user_data, meta_data, network_config, mtime);
+		r = fchmod(fd, 0600) < 0 ? ib_error_errno(ctx, IB_E_IO, errno,
+		                                          "cannot set the mode of '%s'", tmp)
+		                         : 0;
+		if (r == 0)
+			r = write_iso(ctx, fd, tmp, user_data, meta_data, network_config, mtime);
 		if (r == 0 && fsync(fd) < 0)
 			r = ib_error_errno(ctx, IB_E_IO, errno, "cannot write '%s'", tmp);
 		if (close(fd) < 0 && r == 0)

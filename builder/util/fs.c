@@ -29,7 +29,10 @@ int ib_write_file_atomic(struct ib_ctx *ctx, const char *path, const void *data,
                          mode_t mode)
 {
 	_cleanup_free_ char *tmp = xasprintf("%s.tmp.%d", path, (int)getpid());
-	_cleanup_close_ int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+	/* A fresh file, never a stale temporary one (a crashed run's, same pid): its mode would
+	 * be kept until the fchmod below, after the data (maybe a secret) is written. */
+	unlink(tmp);
+	_cleanup_close_ int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
 	if (fd < 0)
 		return ib_error_errno(ctx, IB_E_IO, errno, "cannot create '%s'", tmp);
 	const char *p = data;

@@ -33,6 +33,12 @@ enum ib_secret {
 	IB_SECRET_PRIVATE_KEY, /* -----BEGIN ... PRIVATE KEY----- (PEM, OpenSSH, PGP) */
 	IB_SECRET_AWS_KEY,     /* an AWS access key id, AKIA + 16 [0-9A-Z] */
 	IB_SECRET_K8S_TOKEN,   /* a kubeadm bootstrap token, [a-z0-9]{6}.[a-z0-9]{16} */
+	/* The rest are known only by the name they are given: a value alone looks like any
+	 * other base64 or hex string. */
+	IB_SECRET_AWS_SECRET,    /* secret_access_key = 40 base64 characters */
+	IB_SECRET_AWS_SESSION,   /* aws_session_token or x-amz-security-token = 64 or more */
+	IB_SECRET_K8S_CERT_KEY,  /* certificate-key or cert_key = 64 hex digits (kubeadm) */
+	IB_SECRET_REGISTRY_AUTH, /* "auth": "<base64 user:password>" (docker config.json) */
 };
 const char *ib_secret_name(enum ib_secret s);
 

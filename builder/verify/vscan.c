@@ -168,8 +168,8 @@ void v_check_secrets(struct vctx *v)
 		v_result(v, "secrets", 0, "%s", sb_str(&bad));
 	else
 		v_result(v, "secrets", 1,
-		         "no private key, AWS key or kubeadm token in %llu files "
-		         "(%llu MiB) under %s",
+		         "no private key, AWS credential, kubeadm token or key or registry "
+		         "password in %llu files (%llu MiB) under %s",
 		         (unsigned long long)files, (unsigned long long)(bytes >> 20),
 		         sb_str(&dirs));
 	strv_release(&found);

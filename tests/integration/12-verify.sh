@@ -137,6 +137,11 @@ upload $T/key /root/.ssh/id_ed25519
 write /etc/kubeadm-join.yaml "discovery:\n  bootstrapToken:\n    token: k3x9zq.0123456789abcdef\n"
 mkdir-p /opt/app
 write /opt/app/env "AWS_ACCESS_KEY_ID=AKIA0123456789ABCDEF\n"
+mkdir-p /root/.aws
+write /root/.aws/credentials "[default]\naws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCY0123456789\n"
+write /etc/imgbuild/cluster.env "K8S_CERT_KEY=0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\n"
+mkdir-p /root/.docker
+write /root/.docker/config.json "{\"auths\": {\"registry.example\": {\"auth\": \"dXNlcjpwYXNzd29yZDEyMw==\"}}}\n"
 write-append /etc/ssh/sshd_config.d/50-imgbuild.conf "PermitRootLogin yes\n"
 rm /etc/systemd/system/multi-user.target.wants/imgbuild-firstboot.service
 write /etc/sysctl.d/90-tamper.conf "kernel.pid_max = 32768\n"
@@ -177,7 +182,10 @@ assert failed == want, f"failed {failed}, expected {want}"
 assert s["result"] == "fail" and s["failed"] == len(want), s
 d = lambda n: res[n]["detail"]
 for path in ["/etc/ssh/ssh_host_ed25519_key", "/root/.ssh/id_ed25519",
-             "kubeadm bootstrap token in /etc/kubeadm-join.yaml", "AWS access key id in /opt/app/env"]:
+             "kubeadm bootstrap token in /etc/kubeadm-join.yaml", "AWS access key id in /opt/app/env",
+             "AWS secret access key in /root/.aws/credentials",
+             "kubeadm certificate key in /etc/imgbuild/cluster.env",
+             "container registry password in /root/.docker/config.json"]:
     assert path in d("secrets"), d("secrets")
 assert "'root'" in d("passwords"), d("passwords")
 assert "32768, expected 4194304" == d("sysctl:kernel.pid_max"), d("sysctl:kernel.pid_max")
@@ -193,4 +201,4 @@ PY
 grep -q "^imgbuild: error: image '$T/tampered.qcow2' failed 14 of 56 checks: bios-mbr, " "$T/tampered.err" \
 	|| fail "tampered: error line: $(cat "$T/tampered.err")"
 [ "$(grep -c 'error' "$T/tampered.err")" = 1 ] || fail "not one error line: $(cat "$T/tampered.err")"
-ok "a tampered copy fails, naming machine-id, host key, planted keys, token, AWS key, password, file digests, unit, sysctl, boot code, kernel, fstab, the manifest's digest"
+ok "a tampered copy fails, naming machine-id, host key, planted keys, token, AWS key and secret, certificate key, registry password, password, file digests, unit, sysctl, boot code, kernel, fstab, the manifest's digest"

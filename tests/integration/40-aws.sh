@@ -100,12 +100,14 @@ for r in $roles; do
 done
 blocks=$(( ($(stat -c %s "$img") + 524287) / 524288 ))
 
-# ---- a dry run sends nothing and shows no secret ----
+# ---- a dry run sends nothing and shows no secret, not even in its -vv log ----
 rec_start
-expect_exit 0 "$bin" -C "$P" publish worker --endpoint-url "$MOTO" --dry-run
+expect_exit 0 "$bin" -C "$P" -vv publish worker --endpoint-url "$MOTO" --dry-run
 rec_stop dry
 $CHECK quiet "$T/dry.rec" StartSnapshot PutSnapshotBlock CompleteSnapshot DescribeImages RegisterImage CreateLaunchTemplate || fail "the dry run sent requests"
 ! grep -q DoNotPrint "$T/out" "$T/err" || fail "a secret was printed by the dry run"
+! grep -q "$AWS_ACCESS_KEY_ID" "$T/out" "$T/err" || fail "the dry run printed the whole access key id"
+grep -q 'Credential=\*\*\*\*0042/' "$T/out" || fail "dry run: the key id is not shown shortened"
 grep -q 'Signature=<redacted>' "$T/out" || fail "dry run: no redacted signature"
 grep -q 'X-Amz-Security-Token: <redacted>' "$T/out" || fail "dry run: token header not redacted"
 [ "$(grep -c '^PUT .*/blocks/' "$T/out")" = "$blocks" ] || fail "dry run: $(grep -c '^PUT' "$T/out") block requests, want $blocks"
@@ -118,7 +120,7 @@ ok "dry run: $blocks block requests shown, nothing sent, secrets redacted"
 
 # ---- a full publish of every role ----
 rec_start
-expect_exit 0 env IMGBUILD_AWS_BACKUP_RETENTION_DAYS=30 "$bin" -C "$P" publish --endpoint-url "$MOTO" --json --instance-type t3.large
+expect_exit 0 env IMGBUILD_AWS_BACKUP_RETENTION_DAYS=30 "$bin" -C "$P" -vv publish --endpoint-url "$MOTO" --json --instance-type t3.large
 rec_stop first
 grep '"event":"summary"' "$T/out" >"$T/summary1.json" || fail "no summary: $(cat "$T/out" "$T/err")"
 ! grep -q DoNotPrint "$T/out" "$T/err" || fail "a secret was printed"
@@ -194,10 +196,12 @@ start_proxy faults --throttle-every 7 --slowdown-every 11 --error500-every 13 --
 	--stall-every 31 --stall-seconds 30 --ec2-throttle-every 4 --verify-secret "$AWS_SECRET_ACCESS_KEY"
 manifest tooling 2
 t0=$(date +%s)
-IMGBUILD_AWS_REQUEST_TIMEOUT=2 expect_exit 0 "$bin" -C "$P" publish tooling --endpoint-url "$PROXY" --json --concurrency 16
+IMGBUILD_AWS_REQUEST_TIMEOUT=2 expect_exit 0 "$bin" -C "$P" -vv publish tooling --endpoint-url "$PROXY" --json --concurrency 16
 took=$(( $(date +%s) - t0 ))
 grep '"event":"summary"' "$T/out" >"$T/summary4.json"
 kill $PROXY_PID
+grep -q 'retrying in' "$T/err" || fail "faults: no retry in the -vv log"
+! grep -q DoNotPrint "$T/out" "$T/err" || fail "a secret in the -vv log of retries"
 for f in throttle slowdown error500 notfound stall ec2-throttle; do
 	grep -q "fault=$f " "$T/faults.log" || fail "no $f fault was injected"
 done
@@ -215,7 +219,7 @@ $CHECK blocks "$MOTO" "$(field "$T/summary4.json" tooling snapshot)" "$OUT/tooli
 ok "faults: throttling, 503, 500, not-found, stalls and EC2 throttling retried ($retries block retries, ${took}s); blocks intact"
 ok "SigV4: all $signed requests (EC2, EBS, retries) verified by botocore"
 start_proxy badsig --verify-secret not-the-secret
-expect_exit 1 "$bin" -C "$P" publish tooling --endpoint-url "$PROXY"
+expect_exit 1 "$bin" -C "$P" -vv publish tooling --endpoint-url "$PROXY"
 kill $PROXY_PID
 grep -q "SignatureDoesNotMatch" "$T/err" || fail "the signature check is not effective: $(cat "$T/err")"
 ! grep -q DoNotPrint "$T/err" || fail "a secret in an error message"

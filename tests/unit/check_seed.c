@@ -41,7 +41,17 @@ START_TEST(test_seed_roundtrip)
 	need("xorriso");
 	need("osirrox");
 	need("blkid");
+	/* user-data may hold secrets: 0600 whatever the umask, also over a stale temporary
+	 * file (a crashed run's, same pid) that was world-readable. */
+	mode_t old = umask(0);
+	_cleanup_free_ char *stale = xasprintf("seed.iso.tmp.%d", (int)getpid());
+	tu_write(stale, "left over");
+	ck_assert_int_eq(chmod(stale, 0666), 0);
 	seed_ok("seed.iso", net_config, SEED_TIME);
+	umask(old);
+	struct stat st;
+	ck_assert_int_eq(stat("seed.iso", &st), 0);
+	ck_assert_uint_eq(st.st_mode & 07777, 0600);
 	_cleanup_free_ char *tmps = tu_sh("ls -a | grep -c '\\.tmp\\.' || true");
 	ck_assert_str_eq(tmps, "0\n");
 

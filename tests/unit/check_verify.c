@@ -49,6 +49,41 @@ START_TEST(test_secret_patterns)
 	        {"www.abcdef.0123456789abcdef", IB_SECRET_NONE},
 	        {"ABCDEF.0123456789ABCDEF", IB_SECRET_NONE},
 	        {"libfoo.so.1 python3.11 kernel.pid_max = 4194304", IB_SECRET_NONE},
+	        /* temporary key ids, and the kinds known by the name they are given */
+	        {"ASIA0123456789ABCDEF", IB_SECRET_AWS_KEY},
+	        {"aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCY0123456789\n",
+	         IB_SECRET_AWS_SECRET},
+	        {"export AWS_SECRET_ACCESS_KEY='wJalrXUtnFEMI/K7MDENG+bPxRfiCY0123456789'",
+	         IB_SECRET_AWS_SECRET},
+	        {"{\"SecretAccessKey\": \"wJalrXUtnFEMI/K7MDENG/bPxRfiCY0123456789\"}",
+	         IB_SECRET_AWS_SECRET},
+	        {"aws_secret_access_key = $AWS_SECRET_ACCESS_KEY", IB_SECRET_NONE},
+	        {"aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCY012345678", IB_SECRET_NONE},
+	        {"aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCY0123456789X", IB_SECRET_NONE},
+	        {"wJalrXUtnFEMI/K7MDENG/bPxRfiCY0123456789", IB_SECRET_NONE}, /* nameless */
+	        /* AWS's documentation example, as for the key id */
+	        {"aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", IB_SECRET_NONE},
+	        {"aws_session_token=IQoJb3JpZ2luX2VjEJr//////////wEaCXVzLWVhc3QtMSJHMEUCIQDexample1234",
+	         IB_SECRET_AWS_SESSION},
+	        {"X-Amz-Security-Token: FwoGZXIvYXdzEJr//////////wEaDKexampleexampleexampleexample0000000",
+	         IB_SECRET_AWS_SESSION},
+	        {"aws_session_token = shortvalue", IB_SECRET_NONE},
+	        {"AWS_SESSION_TOKEN=\"${AWS_SESSION_TOKEN}\"", IB_SECRET_NONE},
+	        {"K8S_CERT_KEY=0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\n",
+	         IB_SECRET_K8S_CERT_KEY},
+	        {"kubeadm join --certificate-key "
+	         "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef --control-plane",
+	         IB_SECRET_K8S_CERT_KEY},
+	        {"certificateKey: \"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\"",
+	         IB_SECRET_K8S_CERT_KEY},
+	        {"--certificate-key \"$K8S_CERT_KEY\"", IB_SECRET_NONE},
+	        {"cert_key=0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdeg",
+	         IB_SECRET_NONE},
+	        {"ssl_certificate_key /etc/ssl/private/site.key;", IB_SECRET_NONE},
+	        {"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef", IB_SECRET_NONE},
+	        {"{\"auths\": {\"registry.example\": {\"auth\": \"dXNlcjpwYXNzd29yZDEyMw==\"}}}",
+	         IB_SECRET_REGISTRY_AUTH},
+	        {"{\"auth\": \"basic\", \"auth\":\"\"}", IB_SECRET_NONE},
 	};
 	for (size_t i = 0; i < ARRAY_SIZE(cases); i++)
 		ck_assert_msg(find_all(cases[i].text, NULL) == cases[i].want, "'%s': got %s",
@@ -82,11 +117,18 @@ START_TEST(test_secret_stream)
 	        "-----BEGIN OPENSSH PRIVATE KEY-----",
 	        "AKIA0123456789ABCDEF",
 	        "abcdef.0123456789abcdef",
+	        "aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCY0123456789",
+	        "certificate-key=0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+	        "\"auth\": \"dXNlcjpwYXNzd29yZDEyMw==\"",
+	        "aws_session_token=IQoJb3JpZ2luX2VjEJr//////////wEaCXVzLWVhc3QtMSJHMEUCIQDexample1234",
 	};
 	static const char *const near_misses[] = {
 	        "xabcdef.0123456789abcdef",   "abcdef.0123456789abcdefx",
 	        "abcdef.0123456789abcdef.io", "AKIA0123456789ABCDEFX",
 	        "-----BEGIN PUBLIC KEY-----",
+	        "aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCY0123456789X",
+	        "K8S_CERT_KEY=0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef0",
+	        "aws_session_token = IQoJb3JpZ2luX2VjEJr",
 	};
 	char text[1024];
 	for (size_t n = 0; n < ARRAY_SIZE(needles); n++)
