@@ -57,7 +57,7 @@ start_proxy() {
 	shift
 	rm -f "$T/$name.port"
 	python3 "$TOP/tests/servers/ocireg.py" --upstream "http://$REG" --port-file "$T/$name.port" \
-		--log "$T/$name.log" --max-seconds 300 "$@" &
+		--log "$T/$name.log" --token-log "$T/tokens" --max-seconds 300 "$@" &
 	PIDS="$PIDS $!"
 	i=0
 	until [ -s "$T/$name.port" ]; do
@@ -234,6 +234,30 @@ DOCKER_CONFIG=$T/docker-none
 has "$T/basic.log" "GET /v2/test/tiny/manifests/1 auth=Basic status=200"
 [ "$(grep -c "blobs/.* auth=Basic status=200" "$T/basic.log")" = 3 ] || fail "blobs without Basic"
 ok "Basic challenge answered with config.json credentials"
+
+# No password, identity token or bearer token the pulls used appears in their debug log.
+leak=$T/leak.log
+: >"$leak"
+vpull() { # vpull ADDR REF CACHE with DOCKER_CONFIG: a credentialed pull with -v, logs kept
+	pull "$OCITOOL" 0 -v "$@" -
+	cat "$T/out" "$T/err" >>"$leak"
+}
+DOCKER_CONFIG=$T/dc-alice
+vpull "$U/test/tiny:1" "$T/cv1"
+DOCKER_CONFIG=$T/dc-id
+vpull "$I/test/multi:1" "$T/cv2"
+DOCKER_CONFIG=$T/dc-bob
+vpull "$K/test/tiny:1" "$T/cv3"
+DOCKER_CONFIG=$T/docker-none
+vpull "$B/test/tiny:1" "$T/cv4"
+[ "$(grep -c . "$leak")" -gt 8 ] || fail "-v logged almost nothing: $(cat "$leak")"
+sort -u "$T/tokens" >"$T/secrets"
+n_tok=$(wc -l <"$T/secrets")
+[ "$n_tok" -gt 3 ] || fail "only $n_tok tokens handed out"
+printf '%s\n' s3cret rt-0123 "$(printf alice:s3cret | base64)" "$(printf bob:pw | base64)" >>"$T/secrets"
+grep -F -f "$T/secrets" "$leak" && fail "a credential or token is in the -v log (above)"
+grep -q ':pw\b' "$leak" && fail "bob's password is in the -v log"
+ok "debug logs of credentialed pulls name no password, identity token or any of the $n_tok bearer tokens handed out"
 
 # ---- tampering in the registry's storage ----
 

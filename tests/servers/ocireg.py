@@ -101,6 +101,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
         t = secrets.token_hex(16)
         with lock:
             tokens[t] = scope
+        if args.token_log:  # for the test to look for the token in the client's logs
+            with lock, open(args.token_log, "a") as f:
+                f.write(t + "\n")
         body = ('{"%s":"%s","expires_in":300}' % (key, t)).encode()
         self.reply(200, body, [("Content-Type", "application/json")])
 
@@ -177,6 +180,7 @@ def main():
     p.add_argument("--refresh-token")
     p.add_argument("--port-file", required=True)
     p.add_argument("--log")
+    p.add_argument("--token-log", help="append every token handed out to this file")
     p.add_argument("--max-seconds", type=float, default=600)
     args = p.parse_args()
     if args.mode == "basic" and not args.user:
