@@ -167,6 +167,28 @@ static int spawn(pid_t *ret_pid, const char *const argv[], char *const envp[], i
 	return 0;
 }
 
+/* -vv: the command as a shell would take it. No secret is ever an argument here (tokens,
+ * keys and passwords reach tools in files or the environment), and tests hold it so. */
+static void log_command(struct ib_ctx *ctx, const char *const argv[])
+{
+	struct strbuf sb = STRBUF_INIT;
+	sb_adds(&sb, "running:");
+	for (size_t i = 0; argv[i]; i++) {
+		const char *a = argv[i];
+		if (*a && strspn(a, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+		                    "-_./=:,+@%") == strlen(a)) {
+			sb_addf(&sb, " %s", a);
+			continue;
+		}
+		sb_adds(&sb, " '");
+		for (; *a; a++)
+			sb_adds(&sb, *a == '\'' ? "'\\''" : (char[]){*a, '\0'});
+		sb_adds(&sb, "'");
+	}
+	ib_log(ctx, IB_LOG_DEBUG, "%s", sb_str(&sb));
+	sb_release(&sb);
+}
+
 int ib_run(struct ib_ctx *ctx, const char *const argv[], const char *const env[], unsigned flags,
            char **ret_out)
 {
@@ -190,6 +212,7 @@ int ib_run(struct ib_ctx *ctx, const char *const argv[], const char *const env[]
 	for (size_t i = 0; env && env[i]; i++)
 		strv_push(&envv, env[i]);
 
+	log_command(ctx, argv);
 	pid_t pid = -1;
 	pthread_mutex_lock(&children_lock);
 	int r = spawn(&pid, argv, envv.v, outp[1], errp[1]);

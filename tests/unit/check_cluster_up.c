@@ -576,10 +576,10 @@ static char *slurp(const char *path)
 START_TEST(test_up_timeout)
 {
 	up_project();
-	const char *extra[] = {"--timeout",   "3",          "--ssh-key", "extra.pub", "--memory",
-	                       "worker=1536", "--firmware", "uefi",      NULL};
+	const char *extra[] = {"-vv",      "--timeout",   "3",          "--ssh-key", "extra.pub",
+	                       "--memory", "worker=1536", "--firmware", "uefi",      NULL};
 	if (access(IB_OVMF_CODE, R_OK) < 0)
-		extra[6] = NULL; /* no OVMF here: BIOS only (make deps installs it) */
+		extra[7] = NULL; /* no OVMF here: BIOS only (make deps installs it) */
 	int st = wait_exit(start_up(extra));
 	_cleanup_free_ char *err = slurp("up.err");
 	ck_assert_msg(st == 1, "cluster up exited %d: %s", st, err);
@@ -590,6 +590,28 @@ START_TEST(test_up_timeout)
 	                     "worker-1, tooling"),
 	              "%s", err);
 	check_nothing_left("after a failed up (--timeout 3)");
+
+	/* -vv names files and commands, never the secrets of the plan it made. */
+	_cleanup_free_ char *plan_path = xasprintf("%s/plan.json", up_cluster);
+	_cleanup_free_ char *plan = slurp(plan_path);
+	const char *fields[] = {"\"token\": \"", "\"certificate_key\": \""};
+	for (size_t i = 0; i < ARRAY_SIZE(fields); i++) {
+		const char *v = strstr(plan, fields[i]);
+		if (!v) { /* compact JSON */
+			_cleanup_free_ char *f = xstrdup(fields[i]);
+			memmove(f + strlen(f) - 2, f + strlen(f) - 1, 2);
+			v = strstr(plan, f);
+			ck_assert_msg(v, "no %s in plan.json: %s", fields[i], plan);
+			v += strlen(f);
+		} else {
+			v += strlen(fields[i]);
+		}
+		_cleanup_free_ char *secret = strndup(v, strcspn(v, "\""));
+		ck_assert_uint_ge(strlen(secret), 16);
+		ck_assert_msg(!strstr(err, secret), "-vv logged the plan's %s", fields[i]);
+	}
+	ck_assert_msg(strstr(err, "imgbuild: running: qemu-system-x86_64 "), "-vv: %s", err);
+	ck_assert_msg(!strstr(err, "PRIVATE KEY"), "-vv logged a private key: %s", err);
 
 	/* What QEMU was given: memory per role (the plan's default for the master, --memory
 	 * for the worker), the firmware, every drive present when it started. */
@@ -603,7 +625,7 @@ START_TEST(test_up_timeout)
 	                      "hostfwd=tcp:127.0.0.1:[0-9]+-:8084,hostfwd=tcp:127.0.0.1:[0-9]+-:"
 	                      "8181,hostfwd=tcp:127.0.0.1:[0-9]+-:8282 "),
 	              "%s", args);
-	if (extra[6])
+	if (extra[7])
 		ck_assert_msg(matches(args, "-name imgbuild-worker-1 .*if=pflash,format=raw,unit=1,"
 		                            "file=[^ ]*/out/cluster/vm/worker-1.vars.fd "),
 		              "%s", args);
