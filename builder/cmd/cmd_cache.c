@@ -2,6 +2,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <time.h>
 
@@ -366,6 +367,41 @@ static int prune_tmp(struct ib_ctx *ctx, const struct ib_cas *cas, struct prune 
 	return r;
 }
 
+/* tmp/<tag>.tmp.<pid>.<n>/: the work directories of bootstraps (the .debs they keep, the
+ * repository of an offline one), removed by their owner unless it was killed. Only those
+ * whose process is gone, even with --all: a live one is in use. */
+static int prune_dead_work_dirs(struct ib_ctx *ctx, const struct ib_cas *cas, struct prune *p)
+{
+	_cleanup_free_ char *dir = ib_path_join(cas->root, "tmp");
+	DIR *d = opendir(dir);
+	if (!d)
+		return errno == ENOENT ? 0
+		                       : ib_error_errno(ctx, IB_E_IO, errno,
+		                                        "cannot read directory '%s'", dir);
+	struct strv dead = {0};
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		struct stat st;
+		const char *t = strstr(de->d_name, ".tmp.");
+		char *end;
+		if (!t || fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+		    !S_ISDIR(st.st_mode))
+			continue;
+		long pid = strtol(t + 5, &end, 10);
+		if (pid <= 0 || *end != '.' || pid == getpid())
+			continue;
+		if (kill((pid_t)pid, 0) < 0 && errno == ESRCH)
+			strv_push_take(&dead, ib_path_join(dir, de->d_name));
+	}
+	closedir(d);
+	int r = 0;
+	for (size_t i = 0; r == 0 && i < dead.n; i++)
+		if ((r = ib_rm_rf(ctx, dead.v[i])) == 0)
+			p->removed++;
+	strv_release(&dead);
+	return r;
+}
+
 /* Stale temp files of writers that died, beside the entries and refs. */
 static int prune_temps_in(struct ib_ctx *ctx, const char *dir, struct prune *p)
 {
@@ -401,6 +437,8 @@ static int cache_prune(struct cli *cli, const struct ib_cas *cas, int all)
 	_cleanup_free_ char *bdir = ib_path_join(cas->root, "blobs/sha256");
 	_cleanup_free_ char *rdir = ib_path_join(cas->root, "refs");
 	int r = prune_tmp(ctx, cas, &p);
+	if (r == 0)
+		r = prune_dead_work_dirs(ctx, cas, &p);
 	if (r == 0)
 		r = all ? prune_everything_in(ctx, bdir, &p) : prune_temps_in(ctx, bdir, &p);
 	DIR *d = r == 0 ? opendir(rdir) : NULL;

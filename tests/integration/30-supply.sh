@@ -181,16 +181,25 @@ mkdir -p "$T/cache/tmp"
 head -c 1000 /dev/urandom >"$T/cache/tmp/old.part"
 touch -d '3 days ago' "$T/cache/tmp/old.part"
 head -c 1000 /dev/urandom >"$T/cache/tmp/fresh.part"
+# The work directory of a bootstrap that was killed (its pid gone), and of a live one.
+sleep 0 &
+dead=$!
+wait $dead
+mkdir -p "$T/cache/tmp/rootfs-debs.tmp.$dead.0/debs" "$T/cache/tmp/rootfs-repo.tmp.$$.0"
+echo deb >"$T/cache/tmp/rootfs-debs.tmp.$dead.0/debs/a.deb"
 n_before=$(ls "$T/cache/blobs/sha256" | grep -c .)
 expect_exit 0 "$bin" cache prune
 [ ! -e "$T/cache/tmp/old.part" ] || fail "prune kept an old partial download"
 [ -e "$T/cache/tmp/fresh.part" ] || fail "prune removed a fresh partial download"
+[ ! -e "$T/cache/tmp/rootfs-debs.tmp.$dead.0" ] || fail "prune kept a dead bootstrap's work directory"
 [ "$(ls "$T/cache/blobs/sha256" | grep -c .)" = "$n_before" ] || fail "prune removed entries"
 expect_exit 0 "$bin" cache prune --all
 [ -z "$(ls -A "$T/cache/blobs/sha256" 2>/dev/null)" ] || fail "prune --all left entries"
+[ -d "$T/cache/tmp/rootfs-repo.tmp.$$.0" ] || fail "prune --all removed a live bootstrap's work directory"
+rmdir "$T/cache/tmp/rootfs-repo.tmp.$$.0"
 expect_exit 2 "$bin" cache verify --all
 expect_exit 2 "$bin" cache frobnicate
-ok "cache prune drops stale partial downloads; --all empties the cache"
+ok "cache prune drops stale partial downloads and killed bootstraps' work directories; --all empties the cache but what a live build uses"
 
 # A directory mirror: <dir>/<host:port>/<path>, no server at all.
 mkdir -p "$T/mirror/$HTTP"
