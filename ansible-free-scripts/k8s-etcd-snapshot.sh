@@ -58,7 +58,7 @@ if [ ! -f "$manifest" ]; then
 	log "no $manifest: not a control-plane node with a local etcd; nothing to do"
 	exit 0
 fi
-k8s_match "$keep" '[1-9][0-9]{0,3}' || die "IMGBUILD_BACKUP_KEEP='$keep' is not a number from 1 to 9999"
+ib_match "$keep" '[1-9][0-9]{0,3}' || die "IMGBUILD_BACKUP_KEEP='$keep' is not a number from 1 to 9999"
 # Never succeeded yet: 0, so the series exists and BackupMissing can fire.
 [ -f "$prom" ] || write_metric 0
 
@@ -69,7 +69,7 @@ if [ -f "$backup_env" ]; then
 	set +a
 fi
 bucket=${BACKUP_S3_BUCKET:-}
-[ -z "$bucket" ] || k8s_match "$bucket" '[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]' ||
+[ -z "$bucket" ] || ib_match "$bucket" '[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]' ||
 	die "BACKUP_S3_BUCKET='$bucket' in $backup_env is not an S3 bucket name"
 
 (umask 077 && mkdir -p "$backups") || die "cannot create $backups"
@@ -82,22 +82,22 @@ rm -f "$part"
 
 if command -v etcdctl >/dev/null 2>&1; then
 	log "snapshot with the host's etcdctl"
-	k8s_run env ETCDCTL_API=3 timeout "$timeout" etcdctl --endpoints https://127.0.0.1:2379 \
+	ib_run env ETCDCTL_API=3 timeout "$timeout" etcdctl --endpoints https://127.0.0.1:2379 \
 		--cacert "$R$pki/ca.crt" --cert "$R$pki/healthcheck-client.crt" \
 		--key "$R$pki/healthcheck-client.key" snapshot save "$part" ||
 		die "etcdctl snapshot save failed"
 else
 	command -v crictl >/dev/null 2>&1 || die "neither etcdctl nor crictl is installed: cannot reach etcd"
-	cid=$(crictl ps --name '^etcd$' --state running -q 2>"$k8s_tmp/crictl.err" | head -n 1) || cid=""
+	cid=$(crictl ps --name '^etcd$' --state running -q 2>"$ib_tmp/crictl.err" | head -n 1) || cid=""
 	if [ -z "$cid" ]; then
-		k8s_log_file err "$k8s_tmp/crictl.err"
+		ib_log_file err "$ib_tmp/crictl.err"
 		die "no running etcd container (crictl ps --name '^etcd$' --state running): is the control plane up?"
 	fi
 	# /var/lib/etcd is the same path in the container and on the host.
 	inside=/var/lib/etcd/imgbuild-snapshot.db
 	rm -f "$R$inside" "$R$inside.part"
 	log "snapshot in the etcd container $cid"
-	k8s_run crictl exec -s --timeout "$timeout" "$cid" etcdctl --endpoints https://127.0.0.1:2379 \
+	ib_run crictl exec -s --timeout "$timeout" "$cid" etcdctl --endpoints https://127.0.0.1:2379 \
 		--cacert "$pki/ca.crt" --cert "$pki/healthcheck-client.crt" \
 		--key "$pki/healthcheck-client.key" snapshot save "$inside" ||
 		die "etcdctl snapshot save in the etcd container failed"
@@ -112,11 +112,11 @@ log "snapshot $dest ($(wc -c <"$dest") bytes)"
 # Keep the newest $keep (the names sort by time).
 for f in "$backups"/etcd-*.db; do
 	f=${f##*/}
-	! k8s_match "$f" 'etcd-[0-9]{8}T[0-9]{6}Z\.db' || printf '%s\n' "$f"
-done | sort >"$k8s_tmp/snapshots"
-n=$(wc -l <"$k8s_tmp/snapshots")
+	! ib_match "$f" 'etcd-[0-9]{8}T[0-9]{6}Z\.db' || printf '%s\n' "$f"
+done | sort >"$ib_tmp/snapshots"
+n=$(wc -l <"$ib_tmp/snapshots")
 if [ "$n" -gt "$keep" ]; then
-	head -n $((n - keep)) "$k8s_tmp/snapshots" | while IFS= read -r old; do
+	head -n $((n - keep)) "$ib_tmp/snapshots" | while IFS= read -r old; do
 		rm -f "$backups/$old"
 		log "removed the old snapshot $backups/$old"
 	done
@@ -129,7 +129,7 @@ elif ! command -v aws >/dev/null 2>&1; then
 	warn "BACKUP_S3_BUCKET is set but the aws CLI is not installed: $dest was not uploaded"
 else
 	prefix=${BACKUP_S3_PREFIX-etcd/$(hostname)/}
-	k8s_run aws s3 cp --only-show-errors "$dest" "s3://$bucket/$prefix$name" ||
+	ib_run aws s3 cp --only-show-errors "$dest" "s3://$bucket/$prefix$name" ||
 		die "uploading $dest to s3://$bucket/$prefix$name failed (the snapshot is kept here)"
 	log "uploaded $dest to s3://$bucket/$prefix$name"
 fi

@@ -57,11 +57,11 @@ ctr_k8s() { ctr -n k8s.io "$@"; }
 # DIGEST SIZE PLATFORMS LABELS, SIZE as two words ("3.2 MiB"): the digest is the third
 # field, the labels ("-" or k=v,k=v) the last.
 list_images() {
-	ctr_k8s images ls </dev/null >"$k8s_tmp/ls.out" 2>&1 || {
-		k8s_log_file err "$k8s_tmp/ls.out"
+	ctr_k8s images ls </dev/null >"$ib_tmp/ls.out" 2>&1 || {
+		ib_log_file err "$ib_tmp/ls.out"
 		die "ctr -n k8s.io images ls failed"
 	}
-	awk 'NR > 1 && NF >= 3 { print $1, $3, $NF }' "$k8s_tmp/ls.out" >"$k8s_tmp/images"
+	awk 'NR > 1 && NF >= 3 { print $1, $3, $NF }' "$ib_tmp/ls.out" >"$ib_tmp/images"
 }
 
 # names REFERENCE: the names the archive gives the image, one a line, normalised as
@@ -93,12 +93,12 @@ names() {
 
 # present NAME DIGEST: containerd lists NAME with target DIGEST.
 present() {
-	awk -v n="$1" -v d="$2" '$1 == n && $2 == d { f = 1 } END { exit !f }' "$k8s_tmp/images"
+	awk -v n="$1" -v d="$2" '$1 == n && $2 == d { f = 1 } END { exit !f }' "$ib_tmp/images"
 }
 # is_pinned NAME: NAME carries the pinned label.
 is_pinned() {
 	awk -v n="$1" -v l="$pinned" '$1 == n { k = split($3, a, ","); for (i = 1; i <= k; i++) if (a[i] == l) f = 1 }
-		END { exit !f }' "$k8s_tmp/images"
+		END { exit !f }' "$ib_tmp/images"
 }
 
 list_images
@@ -113,7 +113,7 @@ $entry
 EOF
 	# Columns after the third, if a later imgbuild adds any, are ignored.
 	if [ -z "${ref:-}" ] || [ -z "${file:-}" ] ||
-		! k8s_match "$digest" 'sha256:[0-9a-f]{64}' || ! k8s_match "$file" '[A-Za-z0-9._-]+' ||
+		! ib_match "$digest" 'sha256:[0-9a-f]{64}' || ! ib_match "$file" '[A-Za-z0-9._-]+' ||
 		[ "$file" = . ] || [ "$file" = .. ]; then
 		warn "$index:$line: not 'reference<TAB>sha256:digest<TAB>archive': $entry"
 		failed="$failed ${file:-line-$line}"
@@ -132,7 +132,7 @@ EOF
 		continue
 	else
 		log "$ref: importing $archive"
-		if ! k8s_run ctr -n k8s.io images import "$archive"; then
+		if ! ib_run ctr -n k8s.io images import "$archive"; then
 			warn "$ref: ctr images import $archive failed"
 			failed="$failed $file"
 			continue
@@ -150,7 +150,7 @@ EOF
 	fi
 	for n in $image_names; do
 		if ! is_pinned "$n"; then
-			if ! k8s_run ctr -n k8s.io images label "$n" "$pinned"; then
+			if ! ib_run ctr -n k8s.io images label "$n" "$pinned"; then
 				warn "$ref: cannot label $n $pinned"
 				failed="$failed $file"
 				status=""

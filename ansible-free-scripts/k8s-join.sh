@@ -46,7 +46,7 @@ if [ -n "${K8S_NODE_ADDRESS:-}" ]; then
 fi
 k8s_need K8S_TOKEN '[a-z0-9]{6}\.[a-z0-9]{16}' "a bootstrap token ([a-z0-9]{6}.[a-z0-9]{16})" secret
 k8s_need K8S_CA_HASH 'sha256:[0-9a-f]{64}' "sha256: and 64 lower-case hex digits (the CA's public key hash)"
-if ! k8s_match "$join_timeout" '([0-9]+h)?([0-9]+m)?([0-9]+s)?' || [ -z "$join_timeout" ]; then
+if ! ib_match "$join_timeout" '([0-9]+h)?([0-9]+m)?([0-9]+s)?' || [ -z "$join_timeout" ]; then
 	k8s_problem "IMGBUILD_K8S_JOIN_TIMEOUT='$join_timeout' is not a duration such as 30m0s"
 fi
 k8s_check_done
@@ -71,6 +71,6 @@ nodeRegistration:
   criSocket: "$K8S_CRI_SOCKET"
 $node_ip
 EOF
-k8s_run kubeadm join --config "$config" ||
+ib_run kubeadm join --config "$config" ||
 	die "kubeadm join failed (its output is above and in the journal); fix the cause, run 'kubeadm reset -f', then $k8s_prog again"
 log "done: $K8S_NODE_NAME joined the cluster at $K8S_MASTER_ADDRESS:6443"

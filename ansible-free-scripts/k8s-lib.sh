@@ -25,49 +25,13 @@ K8S_CRI_SOCKET=unix:///var/run/containerd/containerd.sock
 K8S_ADMIN_CONF=$R/etc/kubernetes/admin.conf
 # shellcheck disable=SC2034
 K8S_STATE_DIR=$R/var/lib/imgbuild
-k8s_nl='
-'
 
-# k8s_log PRIORITY MESSAGE...
-k8s_log() {
-	k8s_pri=$1
-	shift
-	printf '%s: %s\n' "$k8s_prog" "$*" >&2
-	logger -t imgbuild-k8s -p "user.$k8s_pri" -- "$k8s_prog: $*" 2>/dev/null || :
-}
-log() { k8s_log info "$@"; }
-warn() { k8s_log warning "warning: $*"; }
-die() {
-	k8s_log err "error: $*"
-	exit 1
-}
-
-# A private scratch directory, removed on exit.
-k8s_tmp=$(mktemp -d "${TMPDIR:-/tmp}/imgbuild-k8s.XXXXXX") || {
-	echo "$k8s_prog: cannot create a temporary directory" >&2
-	exit 1
-}
-trap 'rm -rf "$k8s_tmp"' EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-# k8s_log_file PRIORITY FILE: log each line of a command's captured output.
-k8s_log_file() {
-	[ -s "$2" ] || return 0
-	while IFS= read -r k8s_line || [ -n "$k8s_line" ]; do
-		k8s_log "$1" "  $k8s_line"
-	done <"$2"
-}
-
-# k8s_run COMMAND...: log it, run it with its output logged; its exit status is returned.
-k8s_run() {
-	log "running: $*"
-	k8s_rc=0
-	"$@" </dev/null >"$k8s_tmp/run.out" 2>&1 || k8s_rc=$?
-	k8s_log_file info "$k8s_tmp/run.out"
-	[ "$k8s_rc" = 0 ] || warn "'$1' exited $k8s_rc"
-	return "$k8s_rc"
-}
+# The common part (messages, scratch directory, ib_run, ib_match), from beside this file;
+# $k8s_lib is where the sourcing script found this one.
+# shellcheck disable=SC2034 # read by imgbuild-lib.sh
+ib_prog=$k8s_prog ib_tag=imgbuild-k8s
+# shellcheck source-path=SCRIPTDIR source=imgbuild-lib.sh
+. "$(dirname "${k8s_lib:-/usr/local/lib/imgbuild/k8s-lib.sh}")/imgbuild-lib.sh"
 
 k8s_now() { date +%s; }
 
@@ -80,26 +44,20 @@ k8s_retry() {
 	k8s_try=1
 	while :; do
 		k8s_rc=0
-		"$@" </dev/null >"$k8s_tmp/retry.out" 2>&1 || k8s_rc=$?
+		"$@" </dev/null >"$ib_tmp/retry.out" 2>&1 || k8s_rc=$?
 		if [ "$k8s_rc" = 0 ]; then
-			k8s_log_file info "$k8s_tmp/retry.out"
+			ib_log_file info "$ib_tmp/retry.out"
 			log "$k8s_what: done (attempt $k8s_try)"
 			return 0
 		fi
 		if [ "$(k8s_now)" -ge "$k8s_deadline" ]; then
-			k8s_log_file err "$k8s_tmp/retry.out"
+			ib_log_file err "$ib_tmp/retry.out"
 			die "$k8s_what: still failing (exit $k8s_rc) after ${k8s_limit}s and $k8s_try attempts"
 		fi
-		log "$k8s_what: attempt $k8s_try failed (exit $k8s_rc: $(tail -n 1 "$k8s_tmp/retry.out")); retrying in ${IMGBUILD_K8S_RETRY_SLEEP:-5}s"
+		log "$k8s_what: attempt $k8s_try failed (exit $k8s_rc: $(tail -n 1 "$ib_tmp/retry.out")); retrying in ${IMGBUILD_K8S_RETRY_SLEEP:-5}s"
 		sleep "${IMGBUILD_K8S_RETRY_SLEEP:-5}"
 		k8s_try=$((k8s_try + 1))
 	done
-}
-
-# k8s_match VALUE ERE: VALUE is one line and matches ERE as a whole.
-k8s_match() {
-	case $1 in *"$k8s_nl"*) return 1 ;; esac
-	printf '%s\n' "$1" | grep -Eqx -- "$2"
 }
 
 K8S_RE_OCTET='(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])'
@@ -112,14 +70,14 @@ K8S_RE_LABEL='[a-z0-9]([-a-z0-9]*[a-z0-9])?'
 
 # Validation problems are collected, then reported together by k8s_check_done.
 k8s_problems=""
-k8s_problem() { k8s_problems="$k8s_problems$k8s_nl  - $*"; }
+k8s_problem() { k8s_problems="$k8s_problems$ib_nl  - $*"; }
 # k8s_need NAME ERE DESCRIPTION [secret]: $NAME must be set and match ERE. A secret's value
 # is never shown.
 k8s_need() {
 	eval "k8s_v=\${$1:-}"
 	if [ -z "$k8s_v" ]; then
 		k8s_problem "$1 is missing or empty (expected $3)"
-	elif ! k8s_match "$k8s_v" "$2"; then
+	elif ! ib_match "$k8s_v" "$2"; then
 		if [ "${4:-}" = secret ]; then
 			k8s_problem "$1 (value not shown: a secret) is not $3"
 		else
@@ -176,9 +134,9 @@ k8s_source() {
 		set -e
 		# shellcheck disable=SC1090
 		. "$1"
-	) </dev/null >"$k8s_tmp/source.out" 2>&1; then
+	) </dev/null >"$ib_tmp/source.out" 2>&1; then
 		# Only the line numbers: the shell's words could be pieces of a secret.
-		k8s_lines=$(sed -n 's/^.*: \([0-9][0-9]*\): .*$/\1/p' "$k8s_tmp/source.out" | sort -un | tr '\n' ' ')
+		k8s_lines=$(sed -n 's/^.*: \([0-9][0-9]*\): .*$/\1/p' "$ib_tmp/source.out" | sort -un | tr '\n' ' ')
 		k8s_lines=${k8s_lines% }
 		die "$1 is not a list of shell assignments (line ${k8s_lines:-?}; NAME=value, one a line; quote values with spaces: K8S_ADDONS=\"a b\")"
 	fi
@@ -220,7 +178,7 @@ k8s_node_name() {
 # k8s_wait_images: the baked images are in containerd before kubeadm looks for them.
 k8s_wait_images() {
 	log "waiting for imgbuild-k8s-images.service (the baked images imported into containerd)"
-	k8s_run systemctl start imgbuild-k8s-images.service ||
+	ib_run systemctl start imgbuild-k8s-images.service ||
 		die "imgbuild-k8s-images.service failed: the baked images are not all in containerd (journalctl -u imgbuild-k8s-images.service)"
 }
 
@@ -231,7 +189,7 @@ k8s_no_swap() {
 	[ -r "$k8s_swaps" ] || return 0
 	if [ "$(wc -l <"$k8s_swaps")" -gt 1 ]; then
 		warn "swap is on ($(tail -n +2 "$k8s_swaps" | awk '{print $1}' | tr '\n' ' ')): the kubelet refuses it; turning it off"
-		k8s_run swapoff -a || die "swapoff -a failed: the kubelet will not start with swap on"
+		ib_run swapoff -a || die "swapoff -a failed: the kubelet will not start with swap on"
 	fi
 }
 

@@ -53,7 +53,7 @@ k8s_need K8S_VERSION 'v[0-9]+\.[0-9]+\.[0-9]+' "a Kubernetes version such as v1.
 k8s_need K8S_POD_CIDR "$K8S_RE_CIDR" "an IPv4 CIDR such as 10.244.0.0/16"
 k8s_need K8S_SERVICE_CIDR "$K8S_RE_CIDR" "an IPv4 CIDR such as 10.96.0.0/12"
 k8s_need K8S_NODEPORT_RANGE '[0-9]{1,5}-[0-9]{1,5}' "a port range such as 8000-32767"
-if k8s_match "${K8S_NODEPORT_RANGE:-}" '[0-9]{1,5}-[0-9]{1,5}'; then
+if ib_match "${K8S_NODEPORT_RANGE:-}" '[0-9]{1,5}-[0-9]{1,5}'; then
 	lo=${K8S_NODEPORT_RANGE%-*} hi=${K8S_NODEPORT_RANGE#*-}
 	if [ "$lo" -lt 1 ] || [ "$lo" -ge "$hi" ] || [ "$hi" -gt 65535 ]; then
 		k8s_problem "K8S_NODEPORT_RANGE='$K8S_NODEPORT_RANGE' is not a range of ports from low to high"
@@ -84,7 +84,7 @@ for a in ${K8S_ADDONS:-}; do
 	if [ "$a" = logs ]; then
 		[ -n "${K8S_TOOLING_ADDRESS:-}" ] ||
 			k8s_problem "K8S_ADDONS names logs, but K8S_TOOLING_ADDRESS is empty: there is no tooling host to ship the logs to"
-	elif ! k8s_match "$a" "$K8S_RE_LABEL"; then
+	elif ! ib_match "$a" "$K8S_RE_LABEL"; then
 		k8s_problem "K8S_ADDONS names '$a', which is not an add-on name"
 	elif [ ! -d "$addons_d/$a" ]; then
 		k8s_problem "K8S_ADDONS names '$a', but this image has no $addons_d/$a/ (known: $(cd "$addons_d" 2>/dev/null && printf '%s ' */ | tr -d /))"
@@ -152,7 +152,7 @@ cgroupDriver: systemd
 EOF
 	# --certificate-key is in the configuration: kubeadm refuses it next to --config. The
 	# token and the key stay out of the logs.
-	k8s_run kubeadm init --config "$config" --upload-certs --skip-token-print --skip-certificate-key-print ||
+	ib_run kubeadm init --config "$config" --upload-certs --skip-token-print --skip-certificate-key-print ||
 		die "kubeadm init failed (its output is above and in the journal); fix the cause, run 'kubeadm reset -f', then $k8s_prog again"
 	log "kubeadm init done"
 fi

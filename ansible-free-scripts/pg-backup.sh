@@ -66,8 +66,8 @@ done
 [ -n "$envs" ] || envs="prod dev"
 
 log "starting ($envs )"
-tl_match "$keep" '[1-9][0-9]{0,3}' || die "IMGBUILD_BACKUP_KEEP='$keep' is not a number from 1 to 9999"
-tl_match "$timeout" '[1-9][0-9]*' || die "IMGBUILD_PG_DUMP_TIMEOUT='$timeout' is not a number of seconds"
+ib_match "$keep" '[1-9][0-9]{0,3}' || die "IMGBUILD_BACKUP_KEEP='$keep' is not a number from 1 to 9999"
+ib_match "$timeout" '[1-9][0-9]*' || die "IMGBUILD_PG_DUMP_TIMEOUT='$timeout' is not a number of seconds"
 command -v docker >/dev/null 2>&1 || die "docker is not installed"
 tl_lock imgbuild-pg-backup
 
@@ -75,7 +75,7 @@ if [ -f "$backup_env" ]; then
 	tl_read_assignments "$backup_env" 'BACKUP_S3_BUCKET|BACKUP_S3_PREFIX|AWS_[A-Z0-9_]+'
 fi
 bucket=${BACKUP_S3_BUCKET:-}
-[ -z "$bucket" ] || tl_match "$bucket" '[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]' ||
+[ -z "$bucket" ] || ib_match "$bucket" '[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]' ||
 	die "BACKUP_S3_BUCKET='$bucket' in $backup_env is not an S3 bucket name"
 
 (umask 077 && mkdir -p "$backups") || die "cannot create $backups"
@@ -100,7 +100,7 @@ backup() {
 	service=postgres-$env
 	cid=$(tl_container "$service")
 	if [ -z "$cid" ]; then
-		tl_log_file err "$tl_tmp/ps.err"
+		ib_log_file err "$ib_tmp/ps.err"
 		warn "$env: no running container of the compose service $service (project $TL_PROJECT): is imgbuild-tooling.service up?"
 		return 1
 	fi
@@ -110,33 +110,33 @@ backup() {
 	rm -f "$part"
 	log "$env: pg_dump -Fc of database '$db' as '$user' in container $cid ($service)"
 	if ! (umask 077 && timeout "$timeout" docker exec "$cid" pg_dump -U "$user" -Fc -Z 6 "$db" \
-		>"$part" 2>"$tl_tmp/dump.err"); then
-		tl_log_file err "$tl_tmp/dump.err"
+		>"$part" 2>"$ib_tmp/dump.err"); then
+		ib_log_file err "$ib_tmp/dump.err"
 		rm -f "$part"
 		warn "$env: pg_dump of '$db' failed (or took more than ${timeout}s)"
 		return 1
 	fi
-	tl_log_file info "$tl_tmp/dump.err"
+	ib_log_file info "$ib_tmp/dump.err"
 	# Read it back before keeping it: the archive's table of contents lists.
 	if [ ! -s "$part" ] ||
-		! docker exec -i "$cid" pg_restore --list <"$part" >"$tl_tmp/toc" 2>"$tl_tmp/toc.err"; then
-		tl_log_file err "$tl_tmp/toc.err"
+		! docker exec -i "$cid" pg_restore --list <"$part" >"$ib_tmp/toc" 2>"$ib_tmp/toc.err"; then
+		ib_log_file err "$ib_tmp/toc.err"
 		rm -f "$part"
 		warn "$env: the dump of '$db' is empty or pg_restore cannot read it back"
 		return 1
 	fi
 	chmod 0600 "$part"
 	mv -f "$part" "$dest"
-	log "$env: wrote $dest ($(wc -c <"$dest") bytes, $(grep -c '^[0-9]' "$tl_tmp/toc") archive entries)"
+	log "$env: wrote $dest ($(wc -c <"$dest") bytes, $(grep -c '^[0-9]' "$ib_tmp/toc") archive entries)"
 
 	# Keep the newest $keep (the names sort by time).
 	for f in "$backups"/postgres-"$env"-*.dump; do
 		f=${f##*/}
-		! tl_match "$f" "postgres-$env-[0-9]{8}T[0-9]{6}Z\\.dump" || printf '%s\n' "$f"
-	done | sort >"$tl_tmp/dumps"
-	n=$(wc -l <"$tl_tmp/dumps")
+		! ib_match "$f" "postgres-$env-[0-9]{8}T[0-9]{6}Z\\.dump" || printf '%s\n' "$f"
+	done | sort >"$ib_tmp/dumps"
+	n=$(wc -l <"$ib_tmp/dumps")
 	if [ "$n" -gt "$keep" ]; then
-		head -n $((n - keep)) "$tl_tmp/dumps" | while IFS= read -r old; do
+		head -n $((n - keep)) "$ib_tmp/dumps" | while IFS= read -r old; do
 			rm -f "$backups/$old"
 			log "$env: removed the old dump $backups/$old"
 		done
@@ -148,7 +148,7 @@ backup() {
 		warn "$env: BACKUP_S3_BUCKET is set but the aws CLI is not installed: $dest was NOT uploaded to S3 (install awscli, or copy it yourself)"
 	else
 		prefix=${BACKUP_S3_PREFIX-postgres/$(hostname)/}
-		if ! tl_run aws s3 cp --only-show-errors "$dest" "s3://$bucket/$prefix$name"; then
+		if ! ib_run aws s3 cp --only-show-errors "$dest" "s3://$bucket/$prefix$name"; then
 			warn "$env: uploading $dest to s3://$bucket/$prefix$name failed (the dump is kept here)"
 			return 1
 		fi

@@ -71,7 +71,7 @@ if [ -z "$env" ]; then
 	esac
 fi
 case $env in prod | dev) ;; *) echo "$tl_prog: --env must be prod or dev" >&2 && exit 2 ;; esac
-tl_match "$db" '[A-Za-z_][A-Za-z0-9_]{0,62}' ||
+ib_match "$db" '[A-Za-z_][A-Za-z0-9_]{0,62}' ||
 	{ echo "$tl_prog: '$db' is not a database name this script accepts ([A-Za-z_][A-Za-z0-9_]*, at most 63)" >&2 && exit 2; }
 case $db in postgres | template0 | template1)
 	echo "$tl_prog: refusing to restore into '$db', a database PostgreSQL itself needs" >&2
@@ -87,7 +87,7 @@ user=${user:-quode}
 service=postgres-$env
 cid=$(tl_container "$service")
 if [ -z "$cid" ]; then
-	tl_log_file err "$tl_tmp/ps.err"
+	ib_log_file err "$ib_tmp/ps.err"
 	die "no running container of the compose service $service (project $TL_PROJECT)"
 fi
 
@@ -98,11 +98,11 @@ sql() {
 }
 
 log "checking $dump (pg_restore --list)"
-docker exec -i "$cid" pg_restore --list <"$dump" >"$tl_tmp/toc" 2>"$tl_tmp/toc.err" || {
-	tl_log_file err "$tl_tmp/toc.err"
+docker exec -i "$cid" pg_restore --list <"$dump" >"$ib_tmp/toc" 2>"$ib_tmp/toc.err" || {
+	ib_log_file err "$ib_tmp/toc.err"
 	die "$dump is not a dump pg_restore can read (pg_dump -Fc, as imgbuild-pg-backup makes)"
 }
-entries=$(grep -c '^[0-9]' "$tl_tmp/toc" || :)
+entries=$(grep -c '^[0-9]' "$ib_tmp/toc" || :)
 
 exists=$(echo "SELECT count(*) FROM pg_database WHERE datname = :'db';" | sql postgres) ||
 	die "cannot query $service as '$user'"
@@ -126,11 +126,11 @@ echo 'CREATE DATABASE :"db" TEMPLATE template0;' | sql postgres >/dev/null ||
 log "created database '$db' on $service; restoring $dump ($entries archive entries) as '$user'"
 # shellcheck disable=SC2086
 if ! docker exec -i "$cid" pg_restore -U "$user" -d "$db" --exit-on-error --single-transaction \
-	$no_owner <"$dump" >"$tl_tmp/restore.out" 2>&1; then
-	tl_log_file err "$tl_tmp/restore.out"
+	$no_owner <"$dump" >"$ib_tmp/restore.out" 2>&1; then
+	ib_log_file err "$ib_tmp/restore.out"
 	die "pg_restore of $dump into '$db' failed: nothing was restored ('$db' is left empty)"
 fi
-tl_log_file info "$tl_tmp/restore.out"
+ib_log_file info "$ib_tmp/restore.out"
 tables=$(echo "SELECT count(*) FROM pg_tables WHERE schemaname <> 'information_schema' AND schemaname !~ '^pg_';" |
 	sql "$db") || tables="?"
 log "done: $dump restored into '$db' on $service ($tables tables)"

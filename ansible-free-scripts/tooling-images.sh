@@ -33,7 +33,7 @@ dir=${IMGBUILD_IMAGES_DIR:-/var/lib/imgbuild/images}
 index=$dir/index.tsv
 wait_limit=${IMGBUILD_DOCKER_WAIT:-60}
 jobs=${IMGBUILD_LOAD_JOBS:-$(nproc 2>/dev/null || echo 1)}
-tl_match "$jobs" '[1-9][0-9]*' || die "IMGBUILD_LOAD_JOBS='$jobs' is not a positive number"
+ib_match "$jobs" '[1-9][0-9]*' || die "IMGBUILD_LOAD_JOBS='$jobs' is not a positive number"
 [ "$jobs" -le 4 ] || jobs=4
 tab=$(printf '\t')
 
@@ -63,8 +63,8 @@ image_id() {
 # The images Docker has: "name:tag image-id" a line, names as Docker shows them (docker.io/
 # and library/ left out). One call: the Docker CLI is slow to start on a small host.
 list_images() {
-	docker image ls --no-trunc --format '{{.Repository}}:{{.Tag}} {{.ID}}' >"$tl_tmp/images" 2>"$tl_tmp/ls.err" || {
-		tl_log_file err "$tl_tmp/ls.err"
+	docker image ls --no-trunc --format '{{.Repository}}:{{.Tag}} {{.ID}}' >"$ib_tmp/images" 2>"$ib_tmp/ls.err" || {
+		ib_log_file err "$ib_tmp/ls.err"
 		die "docker image ls failed"
 	}
 }
@@ -79,7 +79,7 @@ familiar() {
 }
 # has NAME ID: Docker lists NAME with image ID ID.
 has() {
-	awk -v n="$1" -v i="$2" '$1 == n && $2 == i { f = 1 } END { exit !f }' "$tl_tmp/images"
+	awk -v n="$1" -v i="$2" '$1 == n && $2 == i { f = 1 } END { exit !f }' "$ib_tmp/images"
 }
 
 list_images
@@ -92,7 +92,7 @@ while IFS= read -r entry <&3 || [ -n "$entry" ]; do
 $entry
 EOF
 	if [ -z "${ref:-}" ] || [ -z "${file:-}" ] ||
-		! tl_match "$digest" 'sha256:[0-9a-f]{64}' || ! tl_match "$file" '[A-Za-z0-9._-]+' ||
+		! ib_match "$digest" 'sha256:[0-9a-f]{64}' || ! ib_match "$file" '[A-Za-z0-9._-]+' ||
 		[ "$file" = . ] || [ "$file" = .. ]; then
 		warn "$index:$line: not 'reference<TAB>sha256:digest<TAB>archive': $entry"
 		failed="$failed ${file:-line-$line}"
@@ -116,37 +116,37 @@ EOF
 		kept=$((kept + 1))
 		continue
 	fi
-	printf '%s %s %s %s %s\n' "$(wc -c <"$archive")" "$ref" "$name" "$want" "$file" >>"$tl_tmp/todo"
+	printf '%s %s %s %s %s\n' "$(wc -c <"$archive")" "$ref" "$name" "$want" "$file" >>"$ib_tmp/todo"
 done 3<"$index"
 
 # Load what is missing, largest first, $jobs at a time; each load's output and exit status
-# in $tl_tmp/load.N and rc.N, logged in the index's order once all are done.
-if [ -s "$tl_tmp/todo" ]; then
-	sort -k1,1nr "$tl_tmp/todo" | awk '{ print NR, $2, $3, $4, $5 }' >"$tl_tmp/queue"
-	log "loading $(wc -l <"$tl_tmp/queue") archives, $jobs at a time: docker load -i $dir/<archive>"
+# in $ib_tmp/load.N and rc.N, logged in the index's order once all are done.
+if [ -s "$ib_tmp/todo" ]; then
+	sort -k1,1nr "$ib_tmp/todo" | awk '{ print NR, $2, $3, $4, $5 }' >"$ib_tmp/queue"
+	log "loading $(wc -l <"$ib_tmp/queue") archives, $jobs at a time: docker load -i $dir/<archive>"
 	# shellcheck disable=SC2016 # $1, $2: the inner sh's arguments, from xargs
-	awk '{ print $1, $5 }' "$tl_tmp/queue" |
-		IMGBUILD_DIR=$dir IMGBUILD_TMP=$tl_tmp xargs -P "$jobs" -L 1 sh -c \
+	awk '{ print $1, $5 }' "$ib_tmp/queue" |
+		IMGBUILD_DIR=$dir IMGBUILD_TMP=$ib_tmp xargs -P "$jobs" -L 1 sh -c \
 			'docker load -i "$IMGBUILD_DIR/$2" </dev/null >"$IMGBUILD_TMP/load.$1" 2>&1; echo $? >"$IMGBUILD_TMP/rc.$1"' sh ||
 		warn "xargs reported a failure (each load's own status follows)"
 	while read -r n ref name want file; do
 		log "$ref: docker load -i $dir/$file"
-		tl_log_file info "$tl_tmp/load.$n"
-		rc=$(cat "$tl_tmp/rc.$n" 2>/dev/null) || rc=""
+		ib_log_file info "$ib_tmp/load.$n"
+		rc=$(cat "$ib_tmp/rc.$n" 2>/dev/null) || rc=""
 		if [ "$rc" != 0 ]; then
 			warn "$ref: docker load -i $dir/$file failed (exit status ${rc:-unknown})"
 			failed="$failed $file"
 			continue
 		fi
-		checks="$checks$ref $name $want $file$tl_nl"
+		checks="$checks$ref $name $want $file$ib_nl"
 		loaded=$((loaded + 1))
-	done <"$tl_tmp/queue"
+	done <"$ib_tmp/queue"
 fi
 
 # What was loaded is listed under its name with its ID.
 if [ -n "$checks" ]; then
 	list_images
-	printf '%s' "$checks" >"$tl_tmp/checks"
+	printf '%s' "$checks" >"$ib_tmp/checks"
 	while read -r ref name want file; do
 		if has "$name" "$want"; then
 			log "image $ref: loaded as $name ($want)"
@@ -155,7 +155,7 @@ if [ -n "$checks" ]; then
 			failed="$failed $file"
 			loaded=$((loaded - 1))
 		fi
-	done <"$tl_tmp/checks"
+	done <"$ib_tmp/checks"
 fi
 
 if [ -n "$failed" ]; then

@@ -13,59 +13,17 @@
 #   PATH                    commands (docker, logger, aws, ...)
 
 : "${tl_prog:=imgbuild-tooling}"
-tl_nl='
-'
 # Used by the scripts that source this file.
 # shellcheck disable=SC2034
 TL_ENV_FILE=${TOOLING_ENV_FILE:-/etc/imgbuild/tooling.env}
 TL_PROJECT=${IMGBUILD_TOOLING_PROJECT:-tooling}
 
-# tl_log PRIORITY MESSAGE...
-tl_log() {
-	tl_pri=$1
-	shift
-	printf '%s: %s\n' "$tl_prog" "$*" >&2
-	logger -t imgbuild-tooling -p "user.$tl_pri" -- "$tl_prog: $*" 2>/dev/null || :
-}
-log() { tl_log info "$@"; }
-warn() { tl_log warning "warning: $*"; }
-die() {
-	tl_log err "error: $*"
-	exit 1
-}
-
-# A private scratch directory, removed on exit.
-tl_tmp=$(mktemp -d "${TMPDIR:-/tmp}/imgbuild-tooling.XXXXXX") || {
-	echo "$tl_prog: cannot create a temporary directory" >&2
-	exit 1
-}
-trap 'rm -rf "$tl_tmp"' EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-# tl_log_file PRIORITY FILE: log each line of a command's captured output.
-tl_log_file() {
-	[ -s "$2" ] || return 0
-	while IFS= read -r tl_line || [ -n "$tl_line" ]; do
-		tl_log "$1" "  $tl_line"
-	done <"$2"
-}
-
-# tl_run COMMAND...: log it, run it with its output logged; its exit status is returned.
-tl_run() {
-	log "running: $*"
-	tl_rc=0
-	"$@" </dev/null >"$tl_tmp/run.out" 2>&1 || tl_rc=$?
-	tl_log_file info "$tl_tmp/run.out"
-	[ "$tl_rc" = 0 ] || warn "'$1' exited $tl_rc"
-	return "$tl_rc"
-}
-
-# tl_match VALUE ERE: VALUE is one line and matches ERE as a whole.
-tl_match() {
-	case $1 in *"$tl_nl"*) return 1 ;; esac
-	printf '%s\n' "$1" | grep -Eqx -- "$2"
-}
+# The common part (messages, scratch directory, ib_run, ib_match), from beside this file;
+# $tl_lib is where the sourcing script found this one.
+# shellcheck disable=SC2034 # read by imgbuild-lib.sh
+ib_prog=$tl_prog ib_tag=imgbuild-tooling
+# shellcheck source-path=SCRIPTDIR source=imgbuild-lib.sh
+. "$(dirname "${tl_lib:-/usr/local/lib/imgbuild/tooling-lib.sh}")/imgbuild-lib.sh"
 
 # tl_env_value FILE KEY: KEY's value in a KEY=value file (compose's env-file syntax: no
 # quotes, no expansion; the last line wins). Nothing is executed.
@@ -85,7 +43,7 @@ tl_read_assignments() {
 	case $tl_mode in
 	*[2367]? | *[2367]) die "$1 has mode 0$tl_mode: refusing a file others can write" ;;
 	esac
-	grep -E "^($2)=" "$1" >"$tl_tmp/assign" || :
+	grep -E "^($2)=" "$1" >"$ib_tmp/assign" || :
 	while IFS= read -r tl_line; do
 		tl_name=${tl_line%%=*}
 		tl_val=${tl_line#*=}
@@ -94,14 +52,14 @@ tl_read_assignments() {
 		\'*\') tl_val=${tl_val#\'} tl_val=${tl_val%\'} ;;
 		esac
 		export "$tl_name=$tl_val"
-	done <"$tl_tmp/assign"
+	done <"$ib_tmp/assign"
 }
 
 # tl_container SERVICE: the id of the running container of the compose service SERVICE
 # (compose v1 and v2 label their containers alike), or nothing.
 tl_container() {
 	docker ps -q --filter "label=com.docker.compose.project=$TL_PROJECT" \
-		--filter "label=com.docker.compose.service=$1" --filter status=running 2>"$tl_tmp/ps.err" |
+		--filter "label=com.docker.compose.service=$1" --filter status=running 2>"$ib_tmp/ps.err" |
 		head -n 1
 }
 
@@ -110,7 +68,7 @@ tl_container() {
 tl_lock() {
 	command -v flock >/dev/null 2>&1 || return 0
 	tl_lockdir=${IMGBUILD_TOOLING_LOCK_DIR:-/run/lock}
-	[ -d "$tl_lockdir" ] || tl_lockdir=$tl_tmp
+	[ -d "$tl_lockdir" ] || tl_lockdir=$ib_tmp
 	exec 9>"$tl_lockdir/$1.lock"
 	flock -n 9 || die "another $1 is running (lock $tl_lockdir/$1.lock)"
 }
