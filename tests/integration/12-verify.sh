@@ -121,7 +121,7 @@ verify_run worker 0 "$IMGBUILD" -C "$P" verify --role worker "$OUT/worker.qcow2"
 grep -q "^unit:getty@.service .* pass .*getty.target.wants/getty@tty1.service" "$T/worker.out" \
 	|| fail "worker: template unit: $(cat "$T/worker.out")"
 grep -q "^package:systemd .* pass" "$T/worker.out" || fail "worker: $(cat "$T/worker.out")"
-grep -q "worker.qcow2: 56 checks, all passed" "$T/worker.out" || fail "worker: $(cat "$T/worker.out")"
+grep -q "worker.qcow2: 57 checks, all passed" "$T/worker.out" || fail "worker: $(cat "$T/worker.out")"
 [ "$(stamp)" = "$before" ] || fail "verify changed an image"
 ok "worker.qcow2 passes with the checks of worker, k8s-node (the kubeadm node checklist) and base; the images are unchanged"
 
@@ -198,7 +198,7 @@ for n in ["partitions", "bios-core", "uefi-loader", "os", "unit:ssh.service", "p
 print(f"tampered: {len(failed)} of {len(res)} checks failed, all in one run "
       f"(launch {s['launch_seconds']:.1f}s, all {s['seconds']:.1f}s)")
 PY
-grep -q "^imgbuild: error: image '$T/tampered.qcow2' failed 14 of 56 checks: bios-mbr, " "$T/tampered.err" \
+grep -q "^imgbuild: error: image '$T/tampered.qcow2' failed 14 of 57 checks: bios-mbr, " "$T/tampered.err" \
 	|| fail "tampered: error line: $(cat "$T/tampered.err")"
 [ "$(grep -c 'error' "$T/tampered.err")" = 1 ] || fail "not one error line: $(cat "$T/tampered.err")"
 ok "a tampered copy fails, naming machine-id, host key, planted keys, token, AWS key and secret, certificate key, registry password, password, file digests, unit, sysctl, boot code, kernel, fstab, the manifest's digest"
