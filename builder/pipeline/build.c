@@ -92,7 +92,8 @@ static char *stamp_text(const struct job *j, const char *digest, const char *dir
 	for (size_t i = 0; i < ARRAY_SIZE(suffixes); i++) {
 		if (!want[i])
 			continue; /* the work directory has a raw image either way */
-		_cleanup_free_ char *p = xasprintf("%s/%s%s", dir, j->role->role->name, suffixes[i]);
+		_cleanup_free_ char *p =
+		        xasprintf("%s/%s%s", dir, j->role->role->name, suffixes[i]);
 		struct stat st;
 		if (stat(p, &st) < 0)
 			continue;

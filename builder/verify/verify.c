@@ -51,8 +51,11 @@ int ib_verify_image(struct ib_ctx *ctx, const char *image, const struct ib_resol
 		o = &defaults;
 	memset(ret, 0, sizeof(*ret));
 	struct ib_verify_report rep = {0};
-	struct vctx v = {
-	        .ctx = ctx, .rep = &rep, .image = image, .vendor_layout = role && role->base_image};
+	struct vctx v = {.ctx = ctx,
+	                 .rep = &rep,
+	                 .image = image,
+	                 .vendor_layout = role && role->base_image,
+	                 .layout_guessed = !role};
 	double t0 = ib_now();
 	ib_stage(ctx, "verify", 0, 0);
 	int r = v_open(&v, o->format, o->memsize_mb, o->flags);

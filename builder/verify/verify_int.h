@@ -31,6 +31,9 @@ struct vctx {
 	/* A role on a base image: the vendor's partition layout, not disk/disk.h's; the
 	 * partitions are found by their type, wherever they are (vlayout.c). */
 	int vendor_layout;
+	/* No role says which: the layout was told from the partitions' numbers and names, and
+	 * the image's manifest must agree (vmanifest.c). */
+	int layout_guessed;
 	char *root;  /* the inspected root filesystem, NULL when inspection found none */
 	int mounted; /* the root filesystem (and what fstab mounts under it) is at / */
 	struct strv mnt_dirs, mnt_devs; /* what is mounted where, in mount order */

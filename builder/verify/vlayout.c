@@ -4,13 +4,13 @@
 #define SECTOR     512
 #define EFI_LOADER "/EFI/BOOT/BOOTX64.EFI"
 
-/* disk/disk.c's partition types, in partition order. */
+/* disk/disk.c's partition types and names, in partition order. */
 static const struct {
-	const char *guid, *what;
+	const char *guid, *what, *name;
 } want_types[V_PARTS] = {
-        {"21686148-6449-6E6F-744E-656564454649", "BIOS boot"},
-        {"C12A7328-F81F-11D2-BA4B-00A0C93EC93B", "EFI system"},
-        {"4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709", "Linux root (x86-64)"},
+        {"21686148-6449-6E6F-744E-656564454649", "BIOS boot", "BIOS"},
+        {"C12A7328-F81F-11D2-BA4B-00A0C93EC93B", "EFI system", "EFI"},
+        {"4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709", "Linux root (x86-64)", "root"},
 };
 
 /* A value of a blkid hash (key, value, key, value, ..., NULL), or NULL. */
@@ -53,10 +53,10 @@ static int vendor_slot(const struct vctx *v, const char *type, int has_fs)
 	return -1;
 }
 
-/* One partition as blkid sees it: its GPT entry and the filesystem in it. */
-static void probe_partition(struct vctx *v, const char *dev, struct strbuf *bad)
+/* One partition as blkid saw it (id, NULL when blkid failed): its GPT entry and the
+ * filesystem in it. */
+static void probe_partition(struct vctx *v, const char *dev, char **id, struct strbuf *bad)
 {
-	_cleanup_gstrv_ char **id = guestfs_blkid(v->g, dev);
 	long long n = num(id, "PART_ENTRY_NUMBER");
 	if (!id || n < 1) {
 		sb_addf(bad, "%s: no GPT entry (%s); ", dev, id ? "blkid found none" : v_err(v));
@@ -79,6 +79,22 @@ static void probe_partition(struct vctx *v, const char *dev, struct strbuf *bad)
 	if (!v->vendor_layout && (!type || strcasecmp(type, want_types[i].guid) != 0))
 		sb_addf(bad, "partition %lld has type %s, expected %s (%s); ", n, type ? type : "?",
 		        want_types[i].guid, want_types[i].what);
+}
+
+/* Did imgbuild lay this disk out? Its partitions, and only they, by number and name:
+ * a vendor's image is then told apart without a role to say so. Types are not asked,
+ * so a wrong one is still reported against imgbuild's layout. */
+static int own_layout(char ***ids, size_t n)
+{
+	if (n != V_PARTS)
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		const char *name = kv(ids[i], "PART_ENTRY_NAME");
+		if (num(ids[i], "PART_ENTRY_NUMBER") != (long long)i + 1 || !name ||
+		    !streq(name, want_types[i].name))
+			return 0;
+	}
+	return 1;
 }
 
 /* The base image's own layout: a root partition and some way to boot it, wherever they
@@ -125,10 +141,20 @@ static void check_partitions(struct vctx *v)
 		v_result(v, "partitions", 0, "cannot list partitions: %s", v_err(v));
 		return;
 	}
-	struct strbuf bad = STRBUF_INIT;
 	size_t n = 0;
-	for (char **p = parts; *p; p++, n++)
-		probe_partition(v, *p, &bad);
+	while (parts[n])
+		n++;
+	char ***ids = xcalloc(n ? n : 1, sizeof(*ids));
+	for (size_t i = 0; i < n; i++)
+		ids[i] = guestfs_blkid(v->g, parts[i]);
+	if (v->layout_guessed)
+		v->vendor_layout = !own_layout(ids, n);
+	struct strbuf bad = STRBUF_INIT;
+	for (size_t i = 0; i < n; i++) {
+		probe_partition(v, parts[i], ids[i], &bad);
+		guestfs_strv_free(ids[i]);
+	}
+	free(ids);
 	if (v->vendor_layout) {
 		vendor_partitions(v, n, &bad);
 		return;

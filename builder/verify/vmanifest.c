@@ -52,6 +52,17 @@ void v_check_manifest(struct vctx *v, const struct ib_resolved *role, const char
 		         MANIFEST_PATH);
 		return;
 	}
+	/* Without a role, the partitions told the layout; what the image says it was built
+	 * from must agree, or an imgbuild disk with its partitions moved would pass as a
+	 * vendor's. */
+	int on_base = jsonr_get(jsonr_get(m, "inputs"), "base_image") != NULL;
+	if (v->layout_guessed && v->vendor_layout && !on_base) {
+		v_result(v, name, 0,
+		         "%s says imgbuild laid the disk out, but its partitions are not "
+		         "imgbuild's (1 BIOS, 2 EFI, 3 root)",
+		         MANIFEST_PATH);
+		return;
+	}
 	if (role && !streq(r, role->role->name)) {
 		v_result(v, name, 0, "%s is role '%s', expected '%s'", MANIFEST_PATH, r,
 		         role->role->name);

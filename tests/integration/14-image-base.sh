@@ -202,6 +202,23 @@ grep -q "verify: partitions: pass: GPT of the base image, 3 partitions: root /de
 	|| fail "vendor layout: $(grep 'verify: partitions' "$T/b1.err")"
 grep -q '^verified [0-9a-f]\{64\}$' "$P/out/cloudy.stamp" || fail "the stamp does not say verified"
 
+# ---- verify with no role: the partitions tell the layout, the image's manifest agrees ----
+# (three appliance launches, one image each)
+start=$(date +%s)
+expect_exit 0 "$IMGBUILD" -vv verify "$P/out/cloudy.qcow2"
+grep -q "verify: partitions: pass: GPT of the base image, 3 partitions: root /dev/sda1," "$T/err" \
+	|| fail "no role, a base image's build: $(grep 'verify: ' "$T/err")"
+grep -q "verify: manifest: pass: " "$T/err" || fail "no role, manifest: $(grep 'verify: ' "$T/err")"
+expect_exit 0 "$IMGBUILD" -vv verify "$P/out/base.qcow2"
+grep -q "verify: partitions: pass: GPT: BIOS boot, EFI system, Linux root" "$T/err" \
+	|| fail "no role, imgbuild's layout: $(grep 'verify: ' "$T/err")"
+# imgbuild's disk with its partitions moved is not a vendor's: its manifest says otherwise.
+expect_exit 1 "$IMGBUILD" -vv verify "$T/www/base.qcow2"
+grep -q "verify: manifest: FAIL: /etc/imgbuild/manifest.json says imgbuild laid the disk out, but its partitions are not imgbuild's (1 BIOS, 2 EFI, 3 root)" "$T/err" \
+	|| fail "no role, moved partitions: $(grep 'verify: ' "$T/err")"
+grep -q "failed 1 of " "$T/err" || fail "moved partitions: not exactly the manifest failed: $(grep 'error' "$T/err")"
+ok "verify with no role: the base image's build by its own layout, imgbuild's by its layout, imgbuild's with moved partitions rejected ($(( $(date +%s) - start ))s)"
+
 # What verify does not check, read from the root filesystem (partition 1) with debugfs:
 # no appliance launch.
 start=$(date +%s)
