@@ -125,6 +125,7 @@ struct cli {
 	const char *key_file; /* --key */
 	int with_images;      /* --with-images */
 	int no_verify;        /* build, all: --no-verify */
+	int help;             /* -h: show the help of the command given, or of all */
 };
 
 struct command {
@@ -136,14 +137,7 @@ struct command {
 	int hidden; /* internal: not in --help, --list-commands, the man page or completion */
 };
 
-struct option_doc {
-	unsigned long long bit;
-	const char *flags; /* as shown in help: "-j, --jobs N" */
-	const char *help;
-};
-
 extern const struct command commands[];
-extern const struct option_doc option_docs[];
 
 int cmd_all(struct cli *cli, int argc, char **argv);
 int cmd_build(struct cli *cli, int argc, char **argv);
@@ -180,6 +174,15 @@ struct ib_fetch_opts;
 void cli_fetch_opts(const struct cli *cli, struct ib_fetch_opts *o);
 /* Build these roles and print the summary. */
 int cli_build(struct cli *cli, struct ib_project *p, const char *const *roles, size_t n);
+/* ---- options.c: the option table ---- */
+/* Parse every option, before and after the command, into cli; the bits of those given in
+ * *used. Returns 0, 1 when an option was answered on the spot (--version, --list-*) and
+ * the program ends, or an error (usage). */
+int cli_parse_options(struct cli *cli, int argc, char **argv, unsigned long long *used);
+/* The first option of the table among bits, as --help shows it ("-j, --jobs N"). */
+const char *cli_option_flags(unsigned long long bit);
+const struct command *cli_find_command(const char *name);
+void cli_usage_all(FILE *f);
 void cli_usage(FILE *f, const struct command *c);
 /* Print a message line to stderr, clearing any progress bar first. */
 void cli_message(struct cli *cli, const char *fmt, ...) _printf_(2, 3);
