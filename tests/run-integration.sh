@@ -6,7 +6,9 @@
 # an appliance, python, sha256) and the machines have two cores: the tests that read the
 # images 10-build makes (a line "# lane: images" in the test) run in order in one lane,
 # every other test in order in the other. Boot tests are all in the images lane, so no two
-# guests compete. Each test's output is printed whole when it ends. INTEGRATION_JOBS=1
+# guests compete. A test that reads 10-build's images but boots nothing may instead say
+# "# after: 10-build": it runs in the other lane, once 10-build has ended, which keeps the
+# lanes about even. Each test's output is printed whole when it ends. INTEGRATION_JOBS=1
 # runs everything in one lane, in file order (for debugging); TESTS="NN-a NN-b" picks tests.
 set -u
 cd "$(dirname "$0")/.." || exit 1
@@ -16,7 +18,7 @@ only=${TESTS:-}
 jobs=${INTEGRATION_JOBS:-2}
 R=tests/tmp/run
 rm -rf "$R"
-mkdir -p "$R"
+mkdir -p "$R/ended"
 : >"$R/print.lock"
 
 # run_lane NAME TEST...: one test after another; a line "rc took name" per test in $R/NAME.
@@ -26,6 +28,11 @@ run_lane() {
 	: >"$R/$lane"
 	for t in "$@"; do
 		name=$(basename "$t" .sh)
+		# Wait for the test it reads from, when that one is part of this run.
+		after=$(sed -n 's/^# after: \([0-9a-z-]*\).*/\1/p' "$t" | head -n 1)
+		if [ -n "$after" ] && echo " $scheduled " | grep -q " $after "; then
+			until [ -e "$R/ended/$after" ]; do sleep 2; done
+		fi
 		start=$(date +%s)
 		sh "$t" >"$R/$name.log" 2>&1
 		rc=$?
@@ -40,15 +47,17 @@ run_lane() {
 		flock "$R/print.lock" sh -c 'echo "=== $1 [$2]"; cat "$3"; echo "--- $4"' sh \
 			"$name" "$lane" "$R/$name.log" "$verdict"
 		echo "$rc $took $name" >>"$R/$lane"
+		: >"$R/ended/$name"
 	done
 }
 
-images="" others=""
+images="" others="" scheduled=""
 for t in tests/integration/[0-9]*.sh; do
 	name=$(basename "$t" .sh)
 	if [ -n "$only" ] && ! echo " $only " | grep -q " $name "; then
 		continue
 	fi
+	scheduled="$scheduled $name"
 	if [ "$jobs" -gt 1 ] && grep -q '^# lane: images' "$t"; then
 		images="$images $t"
 	else
