@@ -33,45 +33,24 @@ import os
 import sys
 import tarfile
 
-import yaml
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
+from mirrorlib import OCI_LAYER, Repository, role_chain, url_path as mirror_path, write  # noqa: E402
 
 project, mirror, roles = sys.argv[1], sys.argv[2], sys.argv[3:]
 if not roles:
     sys.exit("usage: mkpayloads.py PROJECT_DIR MIRROR_DIR ROLE...")
 
 
-def load_role(name):
-    with open(os.path.join(project, "images", name + ".yaml")) as f:
-        return yaml.safe_load(f) or {}
-
-
-def chain(name):
-    out = []
-    while name:
-        r = load_role(name)
-        out.insert(0, r)
-        name = r.get("extends")
-    return out
-
-
 artifacts, images = {}, set()
 for role in roles:
-    for r in chain(role):
+    for r in role_chain(project, role):
         for a in r.get("artifacts") or []:
             artifacts[a["name"]] = a
         images.update(r.get("images") or [])
 
 
 def url_path(url):
-    rest = url.split("://", 1)[1]
-    return os.path.join(mirror, rest.split("?", 1)[0])
-
-
-def write(path, data, mode=0o644):
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "wb") as f:
-        f.write(data)
-    os.chmod(path, mode)
+    return mirror_path(mirror, url)
 
 
 def tar_of(members, gz=True):
@@ -207,33 +186,10 @@ for name in sorted(artifacts):
 
 # ---- images ----
 
-OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
-OCI_LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
-
-
-def split_ref(ref):
-    name, tag = ref.split("@", 1)[0], "latest"
-    last = name.rsplit("/", 1)[-1]
-    if ":" in last:
-        name, tag = name.rsplit(":", 1)
-    first = name.split("/", 1)[0]
-    if "." in first or ":" in first or first == "localhost":
-        registry, repo = name.split("/", 1)
-    else:
-        registry, repo = "docker.io", name
-    if registry in ("docker.io", "index.docker.io"):
-        registry = "registry-1.docker.io"
-        if "/" not in repo:
-            repo = "library/" + repo
-    return registry, repo, tag
-
-
 for ref in sorted(images):
     if "@" in ref:
         sys.exit("mkpayloads.py: image '%s' is pinned by digest; a stand-in cannot match" % ref)
-    registry, repo, tag = split_ref(ref)
-    base = os.path.join(mirror, registry, "v2", repo)
+    repo = Repository(mirror, ref)
     marker = ("%s\nimgbuild test stand-in image\n" % ref).encode()
     raw = tar_of([("etc/imgbuild-test-image", marker, 0o644)], gz=False)
     gz = io.BytesIO()
@@ -245,15 +201,5 @@ for ref in sorted(images):
                       "rootfs": {"type": "layers",
                                  "diff_ids": ["sha256:" + hashlib.sha256(raw).hexdigest()]}},
                      sort_keys=True).encode()
-
-    def blob(data):
-        d = "sha256:" + hashlib.sha256(data).hexdigest()
-        write(os.path.join(base, "blobs", d), data)
-        return {"digest": d, "size": len(data)}
-
-    manifest = json.dumps({"schemaVersion": 2, "mediaType": OCI_MANIFEST,
-                           "config": dict(mediaType=OCI_CONFIG, **blob(cfg)),
-                           "layers": [dict(mediaType=OCI_LAYER, **blob(layer))]},
-                          sort_keys=True).encode()
-    write(os.path.join(base, "manifests", tag), manifest)
+    manifest = repo.put_manifest(cfg, [dict(mediaType=OCI_LAYER, **repo.blob(layer))])
     print("image %s stand-in sha256:%s" % (ref, hashlib.sha256(manifest).hexdigest()))

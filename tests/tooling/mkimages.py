@@ -58,6 +58,8 @@ import yaml
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TOP = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, os.path.join(TOP, "tests", "tools"))
+from mirrorlib import OCI_LAYER, Repository, role_chain, split_ref, write  # noqa: E402
 
 if len(sys.argv) != 3:
     sys.exit("usage: mkimages.py PROJECT_DIR MIRROR_DIR")
@@ -85,18 +87,10 @@ def die(msg):
 
 # ---- the role's images -------------------------------------------------------------------
 
-def load_role(name):
-    with open(os.path.join(project, "images", name + ".yaml")) as f:
-        return yaml.safe_load(f) or {}
-
-
 images, artifacts = [], []
-name = "tooling"
-while name:
-    r = load_role(name)
-    images = list(r.get("images") or []) + images
-    artifacts += r.get("artifacts") or []
-    name = r.get("extends")
+for r in role_chain(project, "tooling"):
+    images += r.get("images") or []
+    artifacts = (r.get("artifacts") or []) + artifacts
 # The artifacts: only Jenkins plugins from the update center (see the end of this file).
 PLUGIN_URL = re.compile(r"https://updates\.jenkins\.io/download/plugins/([a-z0-9-]+)/([^/]+)/([a-z0-9-]+)\.hpi")
 for a in artifacts:
@@ -108,23 +102,6 @@ listed = [l.strip() for l in open(os.path.join(project, "stacks/tooling/images.t
 if sorted(images) != sorted(listed):
     die("images/tooling.yaml `images:` and stacks/tooling/images.txt differ: %s vs %s"
         % (sorted(images), sorted(listed)))
-
-
-def split_ref(ref):
-    name, tag = ref.split("@", 1)[0], "latest"
-    last = name.rsplit("/", 1)[-1]
-    if ":" in last:
-        name, tag = name.rsplit(":", 1)
-    first = name.split("/", 1)[0]
-    if "." in first or ":" in first or first == "localhost":
-        registry, repo = name.split("/", 1)
-    else:
-        registry, repo = "docker.io", name
-    if registry in ("docker.io", "index.docker.io"):
-        registry = "registry-1.docker.io"
-        if "/" not in repo:
-            repo = "library/" + repo
-    return registry, repo, tag
 
 
 # ---- recipes: what each repository's test image holds and how it starts -------------------
@@ -574,26 +551,13 @@ ver = meta["versions"]
 
 # ---- per-image layers (tiny, built every run) and the mirror ------------------------------
 
-OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
-OCI_LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
-
-
-def write(path, data, mode=0o644):
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    tmp = path + ".tmp"
-    with open(tmp, "wb") as f:
-        f.write(data)
-    os.chmod(tmp, mode)
-    os.rename(tmp, path)
-
-
 def short(v):
     return v.split(":", 1)[-1].split("+", 1)[0].split("-", 1)[0]
 
 
 for ref in images:
-    registry, repo, tag = split_ref(ref)
+    dest = Repository(mirror, ref)
+    repo, tag = dest.repo, dest.tag
     rc = recipe_of(ref)
     top = Layer()
     env = ["PATH=" + PATH]
@@ -636,23 +600,17 @@ for ref in images:
     raw = top.tar()
     comp = gz(raw)
 
-    base = os.path.join(mirror, registry, "v2", repo)
-
-    def blob(data=None, cached=None):
-        if cached:
-            d = cached["digest"]
-            dst = os.path.join(base, "blobs", d)
-            if not os.path.exists(dst):
-                os.makedirs(os.path.dirname(dst), exist_ok=True)
-                src = os.path.join(cache, d.split(":", 1)[1])
-                try:
-                    os.link(src, dst)
-                except OSError:
-                    shutil.copyfile(src, dst)
-            return {"digest": d, "size": cached["size"]}
-        d = "sha256:" + hashlib.sha256(data).hexdigest()
-        write(os.path.join(base, "blobs", d), data)
-        return {"digest": d, "size": len(data)}
+    def cached_blob(c):
+        """A layer the cache holds already, hard-linked into the mirror."""
+        dst = os.path.join(dest.base, "blobs", c["digest"])
+        if not os.path.exists(dst):
+            os.makedirs(os.path.dirname(dst), exist_ok=True)
+            src = os.path.join(cache, c["digest"].split(":", 1)[1])
+            try:
+                os.link(src, dst)
+            except OSError:
+                shutil.copyfile(src, dst)
+        return {"digest": c["digest"], "size": c["size"]}
 
     lbase = meta["layers"]["base"]
     lown = meta["layers"][repo]
@@ -670,13 +628,10 @@ for ref in images:
                       "history": [{"created_by": "imgbuild tests/tooling/mkimages.py: " + n}
                                   for n in ("base", repo, "entry point")]},
                      sort_keys=True).encode()
-    layers = [dict(mediaType=OCI_LAYER, **blob(cached=lbase)),
-              dict(mediaType=OCI_LAYER, **blob(cached=lown)),
-              dict(mediaType=OCI_LAYER, **blob(comp))]
-    manifest = json.dumps({"schemaVersion": 2, "mediaType": OCI_MANIFEST,
-                           "config": dict(mediaType=OCI_CONFIG, **blob(cfg)),
-                           "layers": layers}, sort_keys=True).encode()
-    write(os.path.join(base, "manifests", tag), manifest)
+    layers = [dict(mediaType=OCI_LAYER, **cached_blob(lbase)),
+              dict(mediaType=OCI_LAYER, **cached_blob(lown)),
+              dict(mediaType=OCI_LAYER, **dest.blob(comp))]
+    manifest = dest.put_manifest(cfg, layers)
     size = sum(l["size"] for l in layers)
     print("image %s %s %s (%.1f MiB, sha256:%s)" % (ref, rc["kind"], what, size / 1048576.0,
                                                    hashlib.sha256(manifest).hexdigest()))

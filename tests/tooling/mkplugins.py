@@ -26,9 +26,9 @@ import re
 import sys
 import zipfile
 
-import yaml
-
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "tools"))
+from mirrorlib import role_chain, url_path, write  # noqa: E402
 PLUGIN_URL = re.compile(r"https://updates\.jenkins\.io/download/plugins/([a-z0-9-]+)/([^/]+)/([a-z0-9-]+)\.hpi")
 
 
@@ -73,16 +73,6 @@ def fold(header, value):
     return b"".join(l + b"\r\n" for l in out)
 
 
-def role_artifacts(project, role):
-    arts = []
-    while role:
-        with open(os.path.join(project, "images", role + ".yaml")) as f:
-            r = yaml.safe_load(f) or {}
-        arts += r.get("artifacts") or []
-        role = r.get("extends")
-    return arts
-
-
 def cache_dir():
     """imgbuild's download cache, as builder/util/fs.c finds it."""
     if os.environ.get("IMGBUILD_CACHE_DIR"):
@@ -121,7 +111,7 @@ def main():
     mpath = sys.argv[4] if len(sys.argv) > 4 else os.path.join(HERE, "jenkins-manifests.txt")
     table = load_manifests(mpath)
     plugins = []
-    for a in role_artifacts(project, role):
+    for a in [a for r in reversed(role_chain(project, role)) for a in r.get("artifacts") or []]:
         m = PLUGIN_URL.fullmatch(a.get("url", ""))
         if m:
             plugins.append((a, m.group(1), m.group(2)))
@@ -160,11 +150,7 @@ def main():
         hpi = buf.getvalue()
         digest = hashlib.sha256(hpi).hexdigest()
         for url, data in ((a["url"], hpi), (a["checksum_url"], (digest + "\n").encode())):
-            path = os.path.join(mirror, url.split("://", 1)[1])
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-            with open(path + ".tmp", "wb") as f:
-                f.write(data)
-            os.rename(path + ".tmp", path)
+            write(url_path(mirror, url), data)
         stale = drop_stale_ref(a, digest)
         print("plugin %s:%s stand-in %s (%d bytes, sha256:%s, %d dependencies declared%s)"
               % (pid, ver, a["name"], len(hpi), digest, len(decl),
