@@ -614,7 +614,7 @@ plugins_differ "no digest" "jenkins-plugin-credentials-binding: neither sha256 n
 ok "Jenkins plugins: $agreed; an unbaked entry, another version, an unlisted artifact, a missing digest each refused"
 
 # --- Jenkins plugins: the closure, as tests/tooling/jenkins-manifests.txt records the real
-# manifests (unverified here: see that file). The build checks the real files; this says
+# manifests (partly verified: stacks/tooling/jenkins/PINS.md). The build checks the real files; this says
 # early that the list, as recorded, is closed and that the core runs every plugin.
 python3 - "$S/jenkins/plugins.txt" "$TOP/tests/tooling/jenkins-manifests.txt" "$S/compose.yaml" <<'PY' >"$T/closure.out" ||
 import re, sys, yaml
@@ -656,7 +656,7 @@ print(f"{len(table)} plugins, closed under their required dependencies as record
       f"the newest core any needs is {newest[1][1]} ({newest[0]}), the image runs {core}")
 PY
 	{ cat "$T/closure.out"; fail "the Jenkins plugins' closure, as recorded"; }
-ok "Jenkins plugins: $(cat "$T/closure.out") (recorded dependencies, unverified here; the build checks the real manifests)"
+ok "Jenkins plugins: $(cat "$T/closure.out") (recorded dependencies, partly verified: PINS.md; the build checks the real manifests)"
 
 # --- bin/tooling-init: env file, data directories, targets (in $T, not on this host)
 init() {
