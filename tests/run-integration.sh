@@ -6,9 +6,9 @@
 # an appliance, python, sha256) and the machines have two cores: the tests that read the
 # images 10-build makes (a line "# lane: images" in the test) run in order in one lane,
 # every other test in order in the other. Boot tests are all in the images lane, so no two
-# guests compete. A test that reads 10-build's images but boots nothing may instead say
-# "# after: 10-build": it runs in the other lane, once 10-build has ended, which keeps the
-# lanes about even. Each test's output is printed whole when it ends. INTEGRATION_JOBS=1
+# guests compete. A test that reads 10-build's images but boots nothing says instead
+# "# after: 10-build": it runs at the end of the other lane (waiting for 10-build to have
+# ended, if it has not), which keeps the lanes about even. Each test's output is printed whole when it ends. INTEGRATION_JOBS=1
 # runs everything in one lane, in file order (for debugging); TESTS="NN-a NN-b" picks tests.
 set -u
 cd "$(dirname "$0")/.." || exit 1
@@ -51,7 +51,7 @@ run_lane() {
 	done
 }
 
-images="" others="" scheduled=""
+images="" others="" later="" scheduled=""
 for t in tests/integration/[0-9]*.sh; do
 	name=$(basename "$t" .sh)
 	if [ -n "$only" ] && ! echo " $only " | grep -q " $name "; then
@@ -60,6 +60,8 @@ for t in tests/integration/[0-9]*.sh; do
 	scheduled="$scheduled $name"
 	if [ "$jobs" -gt 1 ] && grep -q '^# lane: images' "$t"; then
 		images="$images $t"
+	elif [ "$jobs" -gt 1 ] && grep -q '^# after: ' "$t"; then
+		later="$later $t"
 	else
 		others="$others $t"
 	fi
@@ -70,7 +72,7 @@ start=$(date +%s)
 {
 	run_lane images $images &
 	a=$!
-	run_lane others $others &
+	run_lane others $others $later &
 	b=$!
 	wait $a $b
 }

@@ -3,7 +3,7 @@
 # included; a tampered copy (one overlay, tampered in one guestfish session) fails with every
 # tampering named in one run, so all checks ran in one appliance launch. The images of
 # 10-build are only read: verify attaches them read-only and the tampering goes to an overlay.
-# lane: images (reads what 10-build makes; tests/run-integration.sh)
+# after: 10-build (reads what 10-build makes, boots nothing; tests/run-integration.sh)
 . "$(dirname "$0")/../lib.sh"
 t_init 12-verify
 IMG=$TOP/tests/tmp/images

@@ -7,7 +7,7 @@
 # files and the image archive in the image; a digest mismatch fails and caches nothing;
 # a directory --mirror; `cache ls` and `cache verify` (a corrupted entry found and dropped).
 # shellcheck disable=SC2086
-# lane: images (reads what 10-build makes; tests/run-integration.sh)
+# after: 10-build (reads what 10-build makes, boots nothing; tests/run-integration.sh)
 . "$(dirname "$0")/../lib.sh"
 t_init 30-supply
 for p in docker-registry skopeo python3 curl debugfs; do

@@ -9,7 +9,7 @@
 # holes; throttling, 5xx, not-found and stalls injected by tests/servers/awsfault.py are
 # retried; a failed RegisterImage leaves no snapshot behind.
 # shellcheck disable=SC2086
-# lane: images (reads what 10-build makes; tests/run-integration.sh)
+# after: 10-build (reads what 10-build makes, boots nothing; tests/run-integration.sh)
 . "$(dirname "$0")/../lib.sh"
 t_init 40-aws
 command -v moto_server >/dev/null || fail "moto_server is not installed (it comes with the machine image's Python: pip's moto[server])"
