@@ -1,6 +1,7 @@
 # shellcheck shell=sh
 # imgbuild-lib.sh: what every imgbuild host script shares: messages, a scratch directory,
-# running a command with its output logged, matching a value. Baked to
+# running a command with its output logged, matching a value, reading the baked images'
+# index. Baked to
 # /usr/local/lib/imgbuild/imgbuild-lib.sh and sourced by k8s-lib.sh and tooling-lib.sh,
 # which set before sourcing it:
 #   ib_prog   the script's name, prefixed to every message
@@ -10,6 +11,7 @@
 : "${ib_prog:=imgbuild}" "${ib_tag:=imgbuild}"
 ib_nl='
 '
+ib_tab=$(printf '\t')
 
 # ib_log PRIORITY MESSAGE...
 ib_log() {
@@ -56,4 +58,21 @@ ib_run() {
 ib_match() {
 	case $1 in *"$ib_nl"*) return 1 ;; esac
 	printf '%s\n' "$1" | grep -Eqx -- "$2"
+}
+
+# ib_index_entry WHERE LINE: one line of the baked images' index.tsv,
+# "reference<TAB>sha256:digest<TAB>archive file name" (columns after the third, if a later
+# imgbuild adds any, are ignored), into ib_ref, ib_digest and ib_file. Returns 1 with a
+# warning naming WHERE ("index.tsv:3") when it is not one, or when the file name could
+# leave the index's directory.
+ib_index_entry() {
+	IFS=$ib_tab read -r ib_ref ib_digest ib_file _ <<EOF
+$2
+EOF
+	if [ -z "${ib_ref:-}" ] || [ -z "${ib_file:-}" ] ||
+		! ib_match "$ib_digest" 'sha256:[0-9a-f]{64}' || ! ib_match "$ib_file" '[A-Za-z0-9._-]+' ||
+		[ "$ib_file" = . ] || [ "$ib_file" = .. ]; then
+		warn "$1: not 'reference<TAB>sha256:digest<TAB>archive': $2"
+		return 1
+	fi
 }

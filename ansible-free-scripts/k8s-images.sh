@@ -33,7 +33,6 @@ dir=$R/var/lib/imgbuild/images
 index=$dir/index.tsv
 wait_limit=${IMGBUILD_K8S_CONTAINERD_WAIT:-60}
 pinned=io.cri-containerd.pinned=pinned
-tab=$(printf '\t')
 
 log "starting"
 if [ ! -f "$index" ]; then
@@ -108,17 +107,11 @@ while IFS= read -r entry <&3 || [ -n "$entry" ]; do
 	line=$((line + 1))
 	case $entry in '#'* | '') continue ;; esac
 	total=$((total + 1))
-	IFS=$tab read -r ref digest file _ <<EOF
-$entry
-EOF
-	# Columns after the third, if a later imgbuild adds any, are ignored.
-	if [ -z "${ref:-}" ] || [ -z "${file:-}" ] ||
-		! ib_match "$digest" 'sha256:[0-9a-f]{64}' || ! ib_match "$file" '[A-Za-z0-9._-]+' ||
-		[ "$file" = . ] || [ "$file" = .. ]; then
-		warn "$index:$line: not 'reference<TAB>sha256:digest<TAB>archive': $entry"
-		failed="$failed ${file:-line-$line}"
+	if ! ib_index_entry "$index:$line" "$entry"; then
+		failed="$failed ${ib_file:-line-$line}"
 		continue
 	fi
+	ref=$ib_ref digest=$ib_digest file=$ib_file
 	archive=$dir/$file
 	image_names=$(names "$ref")
 	all=1

@@ -35,7 +35,6 @@ wait_limit=${IMGBUILD_DOCKER_WAIT:-60}
 jobs=${IMGBUILD_LOAD_JOBS:-$(nproc 2>/dev/null || echo 1)}
 ib_match "$jobs" '[1-9][0-9]*' || die "IMGBUILD_LOAD_JOBS='$jobs' is not a positive number"
 [ "$jobs" -le 4 ] || jobs=4
-tab=$(printf '\t')
 
 log "starting"
 if [ ! -f "$index" ]; then
@@ -88,16 +87,11 @@ while IFS= read -r entry <&3 || [ -n "$entry" ]; do
 	line=$((line + 1))
 	case $entry in '#'* | '') continue ;; esac
 	total=$((total + 1))
-	IFS=$tab read -r ref digest file _ <<EOF
-$entry
-EOF
-	if [ -z "${ref:-}" ] || [ -z "${file:-}" ] ||
-		! ib_match "$digest" 'sha256:[0-9a-f]{64}' || ! ib_match "$file" '[A-Za-z0-9._-]+' ||
-		[ "$file" = . ] || [ "$file" = .. ]; then
-		warn "$index:$line: not 'reference<TAB>sha256:digest<TAB>archive': $entry"
-		failed="$failed ${file:-line-$line}"
+	if ! ib_index_entry "$index:$line" "$entry"; then
+		failed="$failed ${ib_file:-line-$line}"
 		continue
 	fi
+	ref=$ib_ref file=$ib_file
 	name=$(familiar "$ref")
 	archive=$dir/$file
 	if [ ! -f "$archive" ]; then

@@ -507,9 +507,17 @@ printf 'FAIL\n' >"$I/broken.tar"
 printf 'ghcr.io/x/gone:1\t%s\tgone.tar\n' "$d3" >>"$I/index.tsv"
 printf 'nginx\t%s\tnginx.tar\n' "$d1" >>"$I/index.tsv"
 printf 'docker.io/library/nginx:latest %s\n' "$d1" >"$I/nginx.tar"
+# And two lines that are not index lines: a short digest, a file outside the directory.
+printf 'docker.io/library/bad:1\tsha256:123\tbad.tar\n' >>"$I/index.tsv"
+printf 'docker.io/library/evil:1\t%s\t../evil.tar\n' "$d1" >>"$I/index.tsv"
 runs k8s-images
 expect_rc 1 "imgbuild-k8s-images with a broken archive"
-grep -q "FAILED: broken.tar gone.tar" "$N/err" || { cat "$N/err"; fail "the failures are not named"; }
+grep -q "FAILED: broken.tar gone.tar bad.tar ../evil.tar$" "$N/err" || { cat "$N/err"; fail "the failures are not named"; }
+for n in 8 9; do
+	grep -q "images/index.tsv:$n: not 'reference<TAB>sha256:digest<TAB>archive': " "$N/err" ||
+		{ cat "$N/err"; fail "index line $n is not named"; }
+done
+calls ctr | grep -E 'evil|bad\.tar' && fail "a bad index line reached ctr"
 grep -q "docker.io/library/nginx:latest $d1 io.cri-containerd.pinned=pinned" "$N/stub/ctr-store" ||
 	fail "the image after the failures was not imported (short name nginx -> docker.io/library/nginx:latest)"
 # containerd does not answer: bounded wait, clear message.
@@ -520,7 +528,7 @@ newroot images-none
 runs k8s-images
 expect_rc 0 "imgbuild-k8s-images without an index"
 [ -z "$(calls ctr)" ] || fail "ctr called without an index"
-ok "images: each archive imported, every name pinned, one summary line each; nothing redone on a second run; a re-import on another digest; failures named; bounded wait for containerd"
+ok "images: each archive imported, every name pinned, one summary line each; nothing redone on a second run; a re-import on another digest; failures and bad index lines named; bounded wait for containerd"
 
 # -- etcd snapshot --
 newroot etcd
