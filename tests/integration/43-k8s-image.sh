@@ -7,7 +7,7 @@
 # secret baked, and /etc/imgbuild/manifest.json the same as the manifest beside the image
 # less its outputs. Then `imgbuild verify --role master` (the spec's checks, in one launch;
 # 10-build makes the master with --no-verify).
-# after: 10-build (reads what 10-build makes, boots nothing; tests/run-integration.sh)
+# lane: images (reads what 10-build makes; tests/run-integration.sh)
 . "$(dirname "$0")/../lib.sh"
 t_init 43-k8s-image
 IMG=$TOP/tests/tmp/images
