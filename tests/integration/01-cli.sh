@@ -30,6 +30,19 @@ for bin in $(binaries); do
 	ok "usage and errors ($bin)"
 done
 
+# The help, as committed: an option or command changed on purpose updates the file
+# (regenerate: B=build/imgbuild; { $B --help; for c in $($B --list-commands); do echo;
+# $B $c --help; done; } >tests/expected/help.txt), one changed by accident fails here.
+{
+	"$IMGBUILD" --help
+	for c in $("$IMGBUILD" --list-commands); do
+		echo
+		"$IMGBUILD" "$c" --help
+	done
+} >"$T/help.txt"
+diff -u "$TOP/tests/expected/help.txt" "$T/help.txt" || fail "the help differs from tests/expected/help.txt (above)"
+ok "--help and every command's help as tests/expected/help.txt has them"
+
 # Every command and option of the table is in the man page and the completion offers it.
 man=$TOP/doc/imgbuild.1
 comp=$TOP/doc/imgbuild.bash
