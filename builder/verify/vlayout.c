@@ -53,13 +53,15 @@ static int vendor_slot(const struct vctx *v, const char *type, int has_fs)
 	return -1;
 }
 
-/* One partition as blkid saw it (id, NULL when blkid failed): its GPT entry and the
- * filesystem in it. */
+/* One partition as blkid saw it (id; check_partitions reports a failed blkid): its GPT
+ * entry and the filesystem in it. */
 static void probe_partition(struct vctx *v, const char *dev, char **id, struct strbuf *bad)
 {
 	long long n = num(id, "PART_ENTRY_NUMBER");
-	if (!id || n < 1) {
-		sb_addf(bad, "%s: no GPT entry (%s); ", dev, id ? "blkid found none" : v_err(v));
+	if (!id)
+		return;
+	if (n < 1) {
+		sb_addf(bad, "%s: no GPT entry (blkid found none); ", dev);
 		return;
 	}
 	if (kv(id, "TYPE"))
@@ -144,12 +146,15 @@ static void check_partitions(struct vctx *v)
 	size_t n = 0;
 	while (parts[n])
 		n++;
+	struct strbuf bad = STRBUF_INIT;
 	char ***ids = xcalloc(n ? n : 1, sizeof(*ids));
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; i < n; i++) {
 		ids[i] = guestfs_blkid(v->g, parts[i]);
+		if (!ids[i]) /* now, while libguestfs still holds this call's message */
+			sb_addf(&bad, "%s: no GPT entry (%s); ", parts[i], v_err(v));
+	}
 	if (v->layout_guessed)
 		v->vendor_layout = !own_layout(ids, n);
-	struct strbuf bad = STRBUF_INIT;
 	for (size_t i = 0; i < n; i++) {
 		probe_partition(v, parts[i], ids[i], &bad);
 		guestfs_strv_free(ids[i]);
