@@ -8,11 +8,13 @@
 #include "cli.h"
 #include "cluster/cluster.h"
 
-/* Where a value goes: a string or an int flag of struct cli, or a parser for the rest. */
-enum opt_kind { SET_STR, SET_FLAG, PARSE };
-#define STR(f)   SET_STR, offsetof(struct cli, f), NULL
-#define FLAG(f)  SET_FLAG, offsetof(struct cli, f), NULL
-#define WITH(fn) PARSE, 0, fn
+/* Where a value goes: a string, an int flag or an int in [lo, hi] of struct cli, or a
+ * parser for the rest. */
+enum opt_kind { SET_STR, SET_FLAG, SET_NUM, PARSE };
+#define STR(f)           .kind = SET_STR, .field = offsetof(struct cli, f)
+#define FLAG(f)          .kind = SET_FLAG, .field = offsetof(struct cli, f)
+#define NUM(f, lo_, hi_) .kind = SET_NUM, .field = offsetof(struct cli, f), .lo = lo_, .hi = hi_
+#define WITH(fn)         .kind = PARSE, .parse = fn
 
 struct cli_option {
 	unsigned long long bit;
@@ -20,6 +22,7 @@ struct cli_option {
 	const char *help;
 	enum opt_kind kind;
 	size_t field;
+	long lo, hi;
 	int (*parse)(struct cli *cli, const char *opt, const char *arg);
 };
 
@@ -36,11 +39,6 @@ static int number(struct cli *cli, const char *opt, const char *s, long lo, long
 	return 0;
 }
 
-static int parse_jobs(struct cli *cli, const char *opt, const char *s)
-{
-	return number(cli, opt, s, 1, 64, &cli->jobs);
-}
-
 static int parse_verbose(struct cli *cli, const char *opt, const char *s)
 {
 	cli->verbosity++;
@@ -51,21 +49,6 @@ static int parse_quiet(struct cli *cli, const char *opt, const char *s)
 {
 	cli->verbosity = 0;
 	return 0;
-}
-
-static int parse_concurrency(struct cli *cli, const char *opt, const char *s)
-{
-	return number(cli, opt, s, 1, 1024, &cli->concurrency);
-}
-
-static int parse_workers(struct cli *cli, const char *opt, const char *s)
-{
-	return number(cli, opt, s, 1, 64, &cli->workers);
-}
-
-static int parse_timeout(struct cli *cli, const char *opt, const char *s)
-{
-	return number(cli, opt, s, 1, 86400, &cli->timeout);
 }
 
 static int parse_memory(struct cli *cli, const char *opt, const char *s)
@@ -124,7 +107,7 @@ static const struct cli_option options[] = {
         {OPT_DIR, "-C DIR", "run as if started in DIR (where imgbuild.yaml is)", STR(dir)},
         {OPT_OUT, "-o, --output DIR", "write outputs to DIR instead of the spec's output.dir",
          STR(out)},
-        {OPT_JOBS, "-j, --jobs N", "build N roles at once (default 1)", WITH(parse_jobs)},
+        {OPT_JOBS, "-j, --jobs N", "build N roles at once (default 1)", NUM(jobs, 1, 64)},
         {OPT_VERBOSE, "-v, --verbose", "say more; twice shows the output of the tools run",
          WITH(parse_verbose)},
         {OPT_QUIET, "-q, --quiet", "print errors only", WITH(parse_quiet)},
@@ -140,7 +123,7 @@ static const struct cli_option options[] = {
         {OPT_MASTER_ADDRESS, "--master-address ADDR", "cluster plan: the master's IPv4 address",
          STR(master_address)},
         {OPT_WORKERS, "--workers N", "cluster plan: number of workers, 1 to 64 (default 2)",
-         WITH(parse_workers)},
+         NUM(workers, 1, 64)},
         {OPT_NETWORK, "--network CIDR", "cluster plan: static addresses on this private network",
          STR(network)},
         {OPT_POD_CIDR, "--pod-cidr CIDR", "cluster plan: the pod network (default: the image's)",
@@ -156,7 +139,7 @@ static const struct cli_option options[] = {
         {OPT_DISK_SIZE, "--disk-size SIZE", "cluster up: size of each VM's overlay (default 8G)",
          WITH(parse_disk_size)},
         {OPT_TIMEOUT, "--timeout SECONDS",
-         "cluster up: wait this long for cloud-init (default 900)", WITH(parse_timeout)},
+         "cluster up: wait this long for cloud-init (default 900)", NUM(timeout, 1, 86400)},
         {OPT_KEEP, "--keep", "cluster up: leave the VMs running when it fails", FLAG(keep)},
         {OPT_NO_TOOLING, "--no-tooling", "cluster plan/up: no tooling host", FLAG(no_tooling)},
         {OPT_FIRMWARE, "--firmware bios|uefi", "cluster up: boot by SeaBIOS or by OVMF (UEFI)",
@@ -176,7 +159,7 @@ static const struct cli_option options[] = {
         {OPT_PROFILE, "--profile NAME", "AWS profile from ~/.aws/credentials and ~/.aws/config",
          STR(profile)},
         {OPT_CONCURRENCY, "--concurrency N", "snapshot blocks uploaded at once (default 64)",
-         WITH(parse_concurrency)},
+         NUM(concurrency, 1, 1024)},
         {OPT_SKIP_HOLES, "--skip-holes", "leave out blocks in holes of the sparse image",
          FLAG(skip_holes)},
         {OPT_COPY_TO, "--copy-to REGION", "also copy the AMI there (repeatable, or a,b)",
@@ -214,12 +197,24 @@ static const char *long_name(const char *flags, int *len)
 	return l;
 }
 
+/* An option as typed: its long form ("--output"), or its short one when it has no long
+ * form or want_short asks ("-o"). */
+static void spelling(const char *flags, int want_short, char *buf, size_t n)
+{
+	int len = 0;
+	const char *l = long_name(flags, &len);
+	if (l && !(want_short && short_name(flags)))
+		snprintf(buf, n, "--%.*s", len, l);
+	else
+		snprintf(buf, n, "-%c", short_name(flags));
+}
+
 /* A metavariable after the names means a value follows. */
 static int takes_value(const char *flags)
 {
-	const char *l = strstr(flags, "--");
-	const char *s = l ? l : flags;
-	return strchr(s, ' ') != NULL;
+	int len = 0;
+	const char *l = long_name(flags, &len);
+	return strchr(l ? l : flags, ' ') != NULL;
 }
 
 static void print_options(FILE *f, unsigned long long mask)
@@ -264,12 +259,12 @@ const struct command *cli_find_command(const char *name)
 static void list_options(const char *name)
 {
 	const struct command *c = cli_find_command(name);
+	char spelt[32];
 	for (size_t i = 0; c && i < ARRAY_SIZE(options); i++) {
 		if (!(c->opts & options[i].bit))
 			continue;
-		const char *l = strstr(options[i].flags, "--");
-		const char *s = l ? l : options[i].flags;
-		printf("%.*s\n", (int)strcspn(s, " ,"), s);
+		spelling(options[i].flags, 0, spelt, sizeof(spelt));
+		printf("%s\n", spelt);
 	}
 }
 
@@ -285,15 +280,12 @@ const char *cli_option_flags(unsigned long long bit)
 static int apply(struct cli *cli, const struct cli_option *o, const char *arg)
 {
 	char opt[32];
-	int len = 0;
-	const char *l = long_name(o->flags, &len);
-	if (short_name(o->flags) || !l)
-		snprintf(opt, sizeof(opt), "-%c", short_name(o->flags));
-	else
-		snprintf(opt, sizeof(opt), "--%.*s", len, l);
+	spelling(o->flags, 1, opt, sizeof(opt));
+	void *field = (char *)cli + o->field;
 	switch (o->kind) {
-	case SET_STR: *(const char **)((char *)cli + o->field) = arg; return 0;
-	case SET_FLAG: *(int *)((char *)cli + o->field) = 1; return 0;
+	case SET_STR: *(const char **)field = arg; return 0;
+	case SET_FLAG: *(int *)field = 1; return 0;
+	case SET_NUM: return number(cli, opt, arg, o->lo, o->hi, field);
 	case PARSE: return o->parse(cli, opt, arg);
 	}
 	return 0;
