@@ -34,7 +34,7 @@ import sys
 import tarfile
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
-from mirrorlib import OCI_LAYER, Repository, role_chain, url_path as mirror_path, write  # noqa: E402
+from mirrorlib import OCI_LAYER, Repository, role_chain, url_path, write  # noqa: E402
 
 project, mirror, roles = sys.argv[1], sys.argv[2], sys.argv[3:]
 if not roles:
@@ -47,10 +47,6 @@ for role in roles:
         for a in r.get("artifacts") or []:
             artifacts[a["name"]] = a
         images.update(r.get("images") or [])
-
-
-def url_path(url):
-    return mirror_path(mirror, url)
 
 
 def tar_of(members, gz=True):
@@ -170,7 +166,7 @@ def make_artifact(a):
 for name in sorted(artifacts):
     a = artifacts[name]
     data, kind, what = make_artifact(a)
-    path = url_path(a["url"])
+    path = url_path(mirror, a["url"])
     write(path, data, 0o755)
     digest = hashlib.sha256(data).hexdigest()
     if a.get("checksum_url"):
@@ -178,7 +174,7 @@ for name in sorted(artifacts):
         base = os.path.basename(a["url"])
         # The formats the projects publish: a bare digest, or "<digest>  <file>" lines.
         line = digest + "\n" if "//dl.k8s.io/" in cu else "%s  %s\n" % (digest, base)
-        write(url_path(cu), line.encode())
+        write(url_path(mirror, cu), line.encode())
     elif a.get("sha256") and a["sha256"] != digest:
         sys.exit("mkpayloads.py: artifact '%s' is pinned by sha256; a stand-in cannot match"
                  % name)
